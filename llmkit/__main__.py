@@ -1,0 +1,46 @@
+"""Command line: ``python -m llmkit tiny-poet [--corpus FILE] [--force]``, ``python -m llmkit model``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m llmkit``."""
+    parser = argparse.ArgumentParser(prog="python -m llmkit", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    tp = sub.add_parser("tiny-poet", help="build the embedded model if missing; print its directory last")
+    tp.add_argument("--corpus", help="poems to train on (fortune format or blank-line separated)")
+    tp.add_argument("--force", action="store_true", help="rebuild even if a build exists")
+    sub.add_parser("model", help="print the model the course will use (default_model())")
+    args = parser.parse_args(argv)
+
+    if args.cmd == "tiny-poet":
+        from llmkit import tiny_poet
+
+        log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+        try:
+            if args.force or args.corpus:
+                path = tiny_poet.build(corpus=args.corpus, log=log)
+            else:
+                path = tiny_poet.ensure(log=log)
+        except tiny_poet.CorpusMissing as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(path)
+        return 0
+    if args.cmd == "model":
+        from llmkit.models import ModelNotFound, default_model
+
+        try:
+            print(default_model())
+        except ModelNotFound as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Start JupyterLab for the course on 127.0.0.1 (never 0.0.0.0), opened at the first notebook.
+# PORT=8888 by default; Jupyter moves to the next free port if it is taken and prints the URL it got.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=${PORT:-8888}
+echo
+echo "  Course: start with notebooks/00_setup_check.ipynb, then 01, 02, ... in order."
+echo "  Kernels: 'Python (vLLM course)' and 'Python (SGLang course)'; each notebook picks its own."
+echo "  JupyterLab prints its URL (with a login token) below. Stop it with Ctrl-C."
+echo
+exec .venv/bin/jupyter lab --no-browser --ip 127.0.0.1 --port "$PORT" \
+  --ServerApp.root_dir="$PWD" \
+  --LabApp.default_url=/lab/tree/notebooks/00_setup_check.ipynb "$@"
