@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 VERSION = "v1"
+# The recipe is this file: a cached build made by different code is rebuilt.
+RECIPE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 FORTUNE_FILES = ("tang300", "song100")
 SYSTEM_FORTUNES = Path("/usr/share/games/fortunes")
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -118,7 +120,12 @@ def is_built(path: Path | None = None) -> bool:
     path = path or model_dir()
     need = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
             "generation_config.json", "build_info.json")
-    return all((path / f).is_file() for f in need)
+    if not all((path / f).is_file() for f in need):
+        return False
+    try:
+        return json.loads((path / "build_info.json").read_text(encoding="utf-8")).get("recipe") == RECIPE
+    except (OSError, ValueError):
+        return False
 
 
 def _fortunes_from_debian(log: Callable[[str], None]) -> list[Path]:
@@ -323,7 +330,7 @@ def build(corpus: str | os.PathLike | None = None, out: Path | None = None, seed
     gen.save_pretrained(tmp)
     _save_tokenizer(tok, tmp)
     info = {
-        "name": "tiny-poet", "version": VERSION, "seed": seed, "steps": steps, "corpus_sha256_16": corpus_sha,
+        "name": "tiny-poet", "version": VERSION, "recipe": RECIPE, "seed": seed, "steps": steps, "corpus_sha256_16": corpus_sha,
         "poems": len(poems), "held_out_poems": len(eval_poems), "vocab_size": len(vocab),
         "parameters": sum(p.numel() for p in model.parameters()),
         "held_out_char_perplexity": round(ppl, 2), "uniform_baseline_perplexity": len(vocab),
