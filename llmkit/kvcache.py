@@ -117,3 +117,47 @@ def human(n_bytes: float) -> str:
         if abs(n_bytes) >= size:
             return f"{n_bytes / size:.1f} {unit}"
     return f"{n_bytes:.0f} B"
+
+
+# Published shapes of well-known models, to compare KV costs without downloading them.
+REFERENCE_CONFIGS = {
+    "Qwen3-0.6B": {"num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+                   "head_dim": 128, "hidden_size": 1024, "torch_dtype": "bfloat16"},
+    "Llama-3.1-8B": {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+                     "head_dim": 128, "hidden_size": 4096, "torch_dtype": "bfloat16"},
+    "Qwen2.5-72B": {"num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
+                    "head_dim": 128, "hidden_size": 8192, "torch_dtype": "bfloat16"},
+}
+
+
+def comparison_rows(models: dict[str, dict | str | Path], max_model_len: int = 4096, max_num_seqs: int = 256) -> list[dict]:
+    """Per model: KV bytes per token, one full-length request, and the note's formula for comparison."""
+    rows = []
+    for name, cfg in models.items():
+        s = kv_shape(cfg)
+        per_tok = bytes_per_token(s)
+        rows.append({"model": name, "layers": s.layers, "kv_heads": s.kv_heads, "head_dim": s.head_dim,
+                     "bytes/token": per_tok, "per token": human(per_tok),
+                     f"one {max_model_len}-token request": human(per_tok * max_model_len),
+                     f"{max_num_seqs} such requests": human(per_tok * max_model_len * max_num_seqs),
+                     "note's formula": human(note_formula_bytes(max_num_seqs, max_model_len, s.hidden_size))})
+    return rows
+
+
+def plot_budget(segments: list[tuple[str, float]], total: float, title: str):
+    """A stacked horizontal bar of how memory is split (weights, KV pool, ...); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 2.4))
+    left = 0.0
+    colors = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#cccccc"]
+    for (label, size), color in zip(segments, colors):
+        ax.barh(0, size / 2**30, left=left / 2**30, color=color, label=f"{label}: {human(size)}")
+        left += size
+    ax.set_xlim(0, total / 2**30)
+    ax.set_yticks([])
+    ax.set_xlabel("GiB")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.7), ncol=min(len(segments), 3), fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -66,3 +66,12 @@ def test_matches_the_running_engine_within_2_percent(llm, tiny_poet_dir):
         pytest.skip("the KV budget was profiled (GPU), not set; notebook 02 covers that case")
     predicted = kvcache.pool_tokens(budget, shape, cap["block_size"], cap["tensor_parallel_size"])
     assert abs(predicted - cap["tokens"]) / cap["tokens"] < 0.02, (predicted, cap)
+
+
+def test_comparison_rows_and_plot():
+    rows = kvcache.comparison_rows(kvcache.REFERENCE_CONFIGS, max_model_len=4096, max_num_seqs=256)
+    by = {r["model"]: r for r in rows}
+    assert by["Qwen3-0.6B"]["bytes/token"] == 114_688 and by["Llama-3.1-8B"]["bytes/token"] == 131_072
+    fig = kvcache.plot_budget([("weights", 2**30), ("KV pool", 3 * 2**30)], 8 * 2**30, "t")
+    bars = fig.axes[0].patches
+    assert [round(b.get_width(), 3) for b in bars] == [1.0, 3.0] and bars[1].get_x() == 1.0
