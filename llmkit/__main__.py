@@ -14,6 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--corpus", help="poems to train on (fortune format or blank-line separated)")
     tp.add_argument("--force", action="store_true", help="rebuild even if a build exists")
     sub.add_parser("model", help="print the model the course will use (default_model())")
+    sp = sub.add_parser("random-model", help="a random-weight model with a real model's shapes (timing only)")
+    sp.add_argument("--shape", default="qwen3-0.6b")
+    sp.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
     if args.cmd == "tiny-poet":
@@ -38,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         except ModelNotFound as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        return 0
+    if args.cmd == "random-model":
+        from llmkit import tiny_poet
+
+        print(tiny_poet.build_shaped(args.out, shape=args.shape))
         return 0
     return 1
 

