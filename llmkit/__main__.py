@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--corpus", help="poems to train on (fortune format or blank-line separated)")
     tp.add_argument("--force", action="store_true", help="rebuild even if a build exists")
     sub.add_parser("model", help="print the model the course will use (default_model())")
+    sub.add_parser("cjk-font", help="fetch a Chinese font for plot labels (apt-get download, no root)")
     sp = sub.add_parser("random-model", help="a random-weight model with a real model's shapes (timing only)")
     sp.add_argument("--shape", default="qwen3-0.6b")
     sp.add_argument("--out", required=True)
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         except ModelNotFound as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        return 0
+    if args.cmd == "cjk-font":
+        from llmkit.logprobs import fetch_cjk_font
+
+        path = fetch_cjk_font(log=lambda msg: print(msg, file=sys.stderr))
+        print(path or "none: plot labels will use \\u escapes")
         return 0
     if args.cmd == "random-model":
         from llmkit import tiny_poet

@@ -9,17 +9,20 @@ penalties, temperature, min_p, top-k and top-p (tokens cut away come back as ``-
 
 Charts label tokens with their text where a font can draw it; without a CJK font (many servers and
 CI machines) Han characters are written as ``\\u79cb`` escapes instead, so matplotlib never warns
-about missing glyphs.
+about missing glyphs. ``fetch_cjk_font()`` puts a small Chinese font (Debian's fonts-wqy-microhei,
+1.6 MB, no root needed) into llmkit's cache, where the charts find it.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from contextlib import contextmanager
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 from llmkit.outputs import TokenLogprob
 
@@ -181,11 +184,46 @@ def prompt_table(request_output: Any):
 
 # --- fonts and labels -----------------------------------------------------------------------------
 
+def font_dir() -> Path:
+    """Where llmkit keeps fonts it fetched: ``<llmkit cache>/fonts`` (next to tiny-poet)."""
+    from llmkit.tiny_poet import cache_root
+
+    return cache_root() / "fonts"
+
+
+def fetch_cjk_font(package: str = "fonts-wqy-microhei", log: Callable[[str], None] = print) -> Path | None:
+    """Download a Chinese font with ``apt-get download`` (no root) into ``font_dir()``; None where impossible."""
+    dest = font_dir()
+    found = sorted(dest.glob("*.tt[cf]"))
+    if found:
+        return found[0]
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        log("no apt-get here: install a CJK font with your system's package manager (e.g. fonts-noto-cjk)")
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
+        debs = list(Path(tmp).glob(f"{package}*.deb"))
+        if r.returncode != 0 or not debs:
+            log(f"apt-get download {package} failed: {(r.stderr or r.stdout).strip()[-300:]}")
+            return None
+        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(Path(tmp, "x"))], check=True)
+        fonts = sorted(Path(tmp, "x").rglob("*.tt[cf]"))
+        if not fonts:
+            return None
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(fonts[0], dest / fonts[0].name)
+    cjk_font.cache_clear()
+    _covered.cache_clear()
+    return dest / fonts[0].name
+
+
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
-    """The family name of an installed font that draws Chinese, or None (then labels use escapes)."""
+    """The family name of an installed (or fetched) font that draws Chinese, or None (labels use escapes)."""
     from matplotlib import font_manager
 
+    for path in sorted(font_dir().glob("*.tt[cf]")):
+        font_manager.fontManager.addfont(str(path))
     names = {f.name for f in font_manager.fontManager.ttflist}
     for hint in CJK_FONT_HINTS:
         match = sorted(n for n in names if hint.lower() in n.lower())
@@ -217,6 +255,12 @@ def font_families() -> list[str]:
     return ["DejaVu Sans"] + ([cjk] if cjk else [])
 
 
+def chart_text(text: str) -> str:
+    """Free text (titles) for a chart: characters no installed font can draw become ``\\uXXXX`` escapes."""
+    covered = _covered(tuple(font_families()))
+    return "".join(ch if ord(ch) in covered or ch in "\n" else f"\\u{ord(ch):04x}" for ch in text)
+
+
 def token_label(text: str, token_id: int | None = None) -> str:
     """A chart label for a token: visible whitespace, escapes for characters no installed font can draw."""
     covered = _covered(tuple(font_families()))
@@ -235,37 +279,37 @@ def token_label(text: str, token_id: int | None = None) -> str:
     return f"{label} #{token_id}" if label else f"#{token_id}"
 
 
-@contextmanager
-def chart_style() -> Iterator[None]:
-    """Matplotlib settings for token charts: a CJK font when installed, and no missing-glyph warnings."""
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context({"font.family": font_families(), "axes.spines.top": False, "axes.spines.right": False}):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
-            yield
+def _tidy(ax: Any) -> None:
+    """Hide the top and right frame lines of an axes."""
+    ax.spines["top"].set_visible(False)
+    ax.spines["right"].set_visible(False)
 
 
 # --- pictures -------------------------------------------------------------------------------------
 
+def _title(ax: Any, text: str) -> None:
+    """Set an axes title, escaping what no installed font can draw."""
+    ax.set_title(chart_text(text), fontsize=10, fontfamily=font_families())
+
+
 def plot_distribution(dist: Distribution, ax: Any = None, n: int = 15, title: str | None = None,
-                      order: Sequence[int] | None = None, color: str = "tab:blue"):
-    """Bar chart of a Distribution's top ``n`` tokens (or of the tokens in ``order``); returns the axes."""
+                      color: str = "tab:blue"):
+    """Bar chart of a Distribution's top ``n`` tokens (the sampled one outlined in black); returns the axes."""
     import matplotlib.pyplot as plt
 
-    ids = list(order) if order is not None else dist.token_ids()[:n]
-    with chart_style():
-        if ax is None:
-            _, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(ids)), 3))
-        probs = [dist.prob(t) for t in ids]
-        bars = ax.bar(range(len(ids)), probs, color=color)
-        if dist.sampled is not None and dist.sampled.token_id in ids:
-            bars[ids.index(dist.sampled.token_id)].set_edgecolor("black")
-            bars[ids.index(dist.sampled.token_id)].set_linewidth(2)
-        ax.set_xticks(range(len(ids)))
-        ax.set_xticklabels([token_label(dist.text(t), t) for t in ids], rotation=90, fontsize=8)
-        ax.set_ylabel("probability")
-        ax.set_title(title if title is not None else _settings_title(dist.settings), fontsize=10)
+    ids = dist.token_ids()[:n]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(ids)), 3))
+    bars = ax.bar(range(len(ids)), [dist.prob(t) for t in ids], color=color)
+    if dist.sampled is not None and dist.sampled.token_id in ids:
+        bars[ids.index(dist.sampled.token_id)].set_edgecolor("black")
+        bars[ids.index(dist.sampled.token_id)].set_linewidth(2)
+    ax.set_xticks(range(len(ids)))
+    ax.set_xticklabels([token_label(dist.text(t), t) for t in ids], rotation=90, fontsize=8,
+                       fontfamily=font_families())
+    ax.set_ylabel("probability")
+    _title(ax, title if title is not None else _settings_title(dist.settings))
+    _tidy(ax)
     return ax
 
 
@@ -280,28 +324,26 @@ def plot_before_after(before: Distribution, after: Distribution, ax: Any = None,
     import numpy as np
 
     ids = before.token_ids()[:n]
-    with chart_style():
-        if ax is None:
-            _, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(ids)), 3))
-        x = np.arange(len(ids))
-        pb = [before.prob(t) for t in ids]
-        pa = [after.prob(t) for t in ids]
-        ax.bar(x - 0.2, pb, width=0.4, color="0.7", label="before")
-        ax.bar(x + 0.2, pa, width=0.4, color="tab:blue", label="after")
-        cut = [i for i, t in enumerate(ids) if after.status(t) == "cut"]
-        if cut:
-            ax.plot(x[cut] + 0.2, [0.0] * len(cut), "x", color="tab:red", label="cut to 0")
-        unknown = [i for i, t in enumerate(ids) if after.status(t) == "unknown"]
-        if unknown:
-            ax.plot(x[unknown] + 0.2, [0.0] * len(unknown), "v", color="0.4", label="below returned top-k")
-        ax.set_xticks(x)
-        labels = ax.set_xticklabels([token_label(before.text(t), t) for t in ids], rotation=90, fontsize=8)
-        for t, label in zip(ids, labels):
-            if t in highlight:
-                label.set_color("tab:red")
-        ax.set_ylabel("probability")
-        ax.set_title(title if title is not None else _settings_title(after.settings), fontsize=10)
-        ax.legend(fontsize=8, frameon=False)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(ids)), 3))
+    x = np.arange(len(ids))
+    ax.bar(x - 0.2, [before.prob(t) for t in ids], width=0.4, color="0.7", label="before")
+    ax.bar(x + 0.2, [after.prob(t) for t in ids], width=0.4, color="tab:blue", label="after")
+    for status, marker, color, label in (("cut", "x", "tab:red", "cut to 0"),
+                                         ("unknown", "v", "0.4", "below returned top-k")):
+        where = [i for i, t in enumerate(ids) if after.status(t) == status]
+        if where:
+            ax.plot(x[where] + 0.2, [0.0] * len(where), marker, color=color, label=label)
+    ax.set_xticks(x)
+    labels = ax.set_xticklabels([token_label(before.text(t), t) for t in ids], rotation=90, fontsize=8,
+                                fontfamily=font_families())
+    for t, text in zip(ids, labels):
+        if t in highlight:
+            text.set_color("tab:red")
+    ax.set_ylabel("probability")
+    _title(ax, title if title is not None else _settings_title(after.settings))
+    ax.legend(fontsize=8, frameon=False)
+    _tidy(ax)
     return ax
 
 
@@ -311,13 +353,12 @@ def plot_grid(before: Distribution, afters: Mapping[str, Distribution], n: int =
     import matplotlib.pyplot as plt
 
     rows = math.ceil(len(afters) / cols)
-    with chart_style():
-        fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 3.2 * rows), squeeze=False)
-        for ax, (name, after) in zip(axes.flat, afters.items()):
-            plot_before_after(before, after, ax=ax, n=n, title=name, highlight=highlight)
-        for ax in list(axes.flat)[len(afters):]:
-            ax.set_visible(False)
-        fig.tight_layout()
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 3.2 * rows), squeeze=False)
+    for ax, (name, after) in zip(axes.flat, afters.items()):
+        plot_before_after(before, after, ax=ax, n=n, title=name, highlight=highlight)
+    for ax in list(axes.flat)[len(afters):]:
+        ax.set_visible(False)
+    fig.tight_layout()
     return fig
 
 
@@ -340,33 +381,51 @@ def heatmap_data(completion: Any, k: int = 5, max_positions: int | None = None):
 def plot_heatmap(completion: Any, k: int = 5, max_positions: int = 24, title: str = ""):
     """Heatmap of a generated sequence: columns = positions, rows = top-k candidates, colour = probability.
 
-    The chosen token's cell is outlined; a chosen token outside the top k is marked with its rank.
+    The chosen token's cell is outlined in red; a chosen token outside the top k is marked rN under its column.
     """
     import matplotlib.pyplot as plt
 
     probs, labels, ranks = heatmap_data(completion, k, max_positions)
     chosen = [token_label(position[tid].decoded_token or "")
               for tid, position in list(zip(completion.token_ids, completion.logprobs))[:max_positions]]
-    with chart_style():
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * probs.shape[1]), 0.6 * k + 1.6))
-        im = ax.imshow(probs, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(float(probs.max()), 1e-9))
-        for j in range(probs.shape[1]):
-            for i in range(k):
-                if labels[i][j]:
-                    ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=7,
-                            color="white" if probs[i, j] < 0.6 * probs.max() else "black")
-            r = ranks[j]
-            if r is not None and r <= k:
-                ax.add_patch(plt.Rectangle((j - 0.5, r - 1.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-        ax.set_yticks(range(k))
-        ax.set_yticklabels([f"rank {i + 1}" for i in range(k)], fontsize=8)
-        ax.set_xticks(range(probs.shape[1]))
-        ax.set_xticklabels([f"{c}\n{'r' + str(r) if r and r > k else ''}" for c, r in zip(chosen, ranks)],
-                           fontsize=7)
-        ax.set_xlabel("chosen token per position (red box = chosen; rN = chosen at rank N, outside the top k)")
-        fig.colorbar(im, ax=ax, label="probability", fraction=0.03)
-        ax.set_title(title, fontsize=10)
-        fig.tight_layout()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * probs.shape[1]), 0.6 * k + 1.6))
+    im = ax.imshow(probs, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(float(probs.max()), 1e-9))
+    for j in range(probs.shape[1]):
+        for i in range(k):
+            if labels[i][j]:
+                ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=7, fontfamily=font_families(),
+                        color="white" if probs[i, j] < 0.6 * probs.max() else "black")
+        r = ranks[j]
+        if r is not None and r <= k:
+            ax.add_patch(plt.Rectangle((j - 0.5, r - 1.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    ax.set_yticks(range(k))
+    ax.set_yticklabels([f"rank {i + 1}" for i in range(k)], fontsize=8)
+    ax.set_xticks(range(probs.shape[1]))
+    ax.set_xticklabels([f"{c}\n{'r' + str(r) if r and r > k else ''}" for c, r in zip(chosen, ranks)],
+                       fontsize=7, fontfamily=font_families())
+    ax.set_xlabel("chosen token per position (red box = chosen; rN = chosen at rank N, outside the top k)")
+    fig.colorbar(im, ax=ax, label="probability", fraction=0.03)
+    _title(ax, title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_prompt_logprobs(request_output: Any, title: str = "how expected was each prompt token? (0 = certain)"):
+    """Bar chart of each prompt token's logprob (from ``prompt_logprobs``); the first token has no bar."""
+    import matplotlib.pyplot as plt
+
+    table = prompt_table(request_output)
+    scored = table.iloc[1:]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.4 * len(scored)), 2.8))
+    ax.bar(scored["pos"], scored["logprob"], color="tab:purple")
+    ax.set_xticks(list(scored["pos"]))
+    labels = [token_label(t) for t in scored["token"]]
+    ax.set_xticklabels(labels, fontsize=8, fontfamily=font_families(),
+                       rotation=90 if max(map(len, labels), default=0) > 2 else 0)
+    ax.set_ylabel("logprob")
+    _title(ax, title)
+    _tidy(ax)
+    fig.tight_layout()
     return fig
 
 

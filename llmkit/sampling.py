@@ -72,7 +72,7 @@ def vllm_version() -> str:
 
 
 def top_k_off() -> int:
-    """The value of ``top_k`` that disables top-k in the installed vLLM: its own default (0 now, -1 in old versions)."""
+    """The ``top_k`` that disables top-k in the installed vLLM: its own default (0 now, -1 in old versions)."""
     from vllm import SamplingParams
 
     return SamplingParams().top_k

@@ -36,7 +36,8 @@ class SamplingExplorer:
                                    continuous_update=False, style=style)
         self.top_k = w.IntSlider(value=0, min=0, max=50, step=1, description="top_k",
                                  continuous_update=False, style=style)
-        self.sample_button = w.Button(description="Sample", icon="random", tooltip="generate answers with these settings")
+        self.sample_button = w.Button(description="Sample", icon="random",
+                                      tooltip="generate answers with these settings")
         self.status = w.HTML()
         self.plot = w.Output()
         self.sample_output = w.Output()

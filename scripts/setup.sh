@@ -101,4 +101,6 @@ fi
 # --- the embedded model ----------------------------------------------------------------------------
 MODEL_DIR=$(.venv/bin/python -m llmkit tiny-poet | tail -n 1)
 say "tiny-poet: $MODEL_DIR"
+# Chinese glyphs for plot labels (optional: without a font, labels fall back to \u escapes).
+.venv/bin/python -m llmkit cjk-font >/dev/null 2>&1 || say "no Chinese font for plots (labels will use \\u escapes)"
 say "ready ($DEVICE) in $(( $(date +%s) - T0 )) s"
