@@ -23,10 +23,12 @@ def notebook_needs(path: Path) -> list[str]:
 def skip_reason(needs: list[str]) -> str | None:
     """Why a notebook with these needs cannot run here; None when it can."""
     from llmkit.models import gpu_count
-    from llmkit.system import sglang_unavailable
+    from llmkit.system import sglang_server_unavailable, sglang_unavailable
 
     for need in needs:
         if need == "sglang" and (why := sglang_unavailable()):
+            return why
+        if need == "sglang-server" and (why := sglang_server_unavailable()):
             return why
         if need == "gpu" and gpu_count() == 0:
             return "needs an NVIDIA GPU; this machine has none"

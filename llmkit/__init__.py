@@ -4,7 +4,8 @@ One module per concept: ``models`` (which model, which engine settings), ``tiny_
 embedded model), ``system`` (what this machine has). The notebooks import from here.
 """
 
-from llmkit.models import HUB_MODEL, ModelNotFound, default_model, gpu_count, llm_kwargs, small_machine
+from llmkit.models import (HUB_MODEL, ModelNotFound, default_model, gpu_count, llm_kwargs, sglang_kwargs,
+                           small_machine)
 
 __version__ = "0.1.0"
-__all__ = ["HUB_MODEL", "ModelNotFound", "default_model", "gpu_count", "llm_kwargs", "small_machine"]
+__all__ = ["HUB_MODEL", "ModelNotFound", "default_model", "gpu_count", "llm_kwargs", "sglang_kwargs", "small_machine"]

@@ -107,3 +107,19 @@ def llm_kwargs(**overrides) -> dict:
             kw["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
     kw.update(overrides)
     return kw
+
+
+def sglang_kwargs(**overrides) -> dict:
+    """Keyword arguments for ``sglang.Engine`` (or ``--flags`` of its server) that fit this machine.
+
+    ``$LLMKIT_SGLANG_ATTENTION_BACKEND`` picks the attention backend (the course's GPU test machine uses
+    ``triton`` because its trimmed install lacks FA3); on your own GPU leave it unset for SGLang's default.
+    """
+    kw: dict = {"random_seed": 0}
+    if small_machine():
+        kw.update(disable_cuda_graph=True, mem_fraction_static=0.3, context_length=1024)
+    backend = os.environ.get("LLMKIT_SGLANG_ATTENTION_BACKEND")
+    if backend:
+        kw["attention_backend"] = backend
+    kw.update(overrides)
+    return kw

@@ -120,3 +120,17 @@ def checks_table(rows: list[Check]) -> str:
 def free_disk_gib(path: str = ".") -> float:
     """Free disk space at ``path`` in GiB."""
     return round(shutil.disk_usage(path).free / 2**30, 1)
+
+
+def sglang_server_unavailable() -> str | None:
+    """Why an SGLang *server* cannot be started from this kernel (any environment); None when it can."""
+    if gpu_count() == 0:
+        return ("SGLang cannot run here: this machine has no NVIDIA GPU, and SGLang publishes no CPU "
+                "kernels. Run this notebook on a GPU machine (make lab there installs SGLang).")
+    from llmkit.servers import ServerUnavailable, sglang_python
+
+    try:
+        sglang_python()
+    except ServerUnavailable as err:
+        return str(err)
+    return None
