@@ -161,8 +161,10 @@ def from_note(reply: Mapping[str, Any], prompt: str | None = None) -> Generation
     for i, text in enumerate(results):
         steps = _steps_from_note(logprobs[i])
         finish = (details.get("finish_reasons") or [None] * len(results))[i]
-        comps.append(Completion(index=i, text=text, finish_reason=finish,
-                                token_ids=[s.chosen.token_id for s in steps] if steps else None, steps=steps))
+        ids = (details.get("token_ids") or [None] * len(results))[i]
+        if ids is None and steps:
+            ids = [s.chosen.token_id for s in steps]
+        comps.append(Completion(index=i, text=text, finish_reason=finish, token_ids=ids, steps=steps))
     usage = {}
     if details:
         usage = {"prompt_tokens": details.get("prompt_tokens"),
@@ -263,7 +265,8 @@ def from_openai_stream(chunks: Iterable[Any], prompt: str | None = None) -> Gene
             texts.setdefault(i, []).append(piece)
             if ch.get("finish_reason") is not None:
                 finish[i] = ch["finish_reason"]
-    comps = [Completion(index=i, text="".join(parts), finish_reason=finish.get(i)) for i, parts in sorted(texts.items())]
+    comps = [Completion(index=i, text="".join(parts), finish_reason=finish.get(i))
+             for i, parts in sorted(texts.items())]
     return Generation(source="openai-chat" if chat else "openai-completions", completions=comps, prompt=prompt,
                       request_id=request_id, usage=usage)
 

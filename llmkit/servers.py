@@ -45,6 +45,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 300.0  # seconds to wait for /health; a first GPU start compiles kernels
 STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 40  # log lines quoted in error messages
+GPU_SHARE = 0.4  # GPU memory fraction per vLLM server on a GPU: two fit on one device
 
 _LIVE: set["ServerHandle"] = set()
 _LIVE_LOCK = threading.Lock()
@@ -390,33 +391,53 @@ def launch(name: str, command: Sequence[str], *, port: int | None = None, host: 
            model: str | None = None, wait: bool = True) -> ServerHandle:
     """Start ``command`` (which must serve ``/health`` on ``host:port``) and return its handle once ready.
 
-    ``command`` may contain ``{port}`` and ``{host}``, filled in here once the port is chosen.
+    ``command`` may contain ``{port}`` and ``{host}``, filled in here once the port is chosen. With
+    ``port=None`` a free port is picked; if another process grabs it first, one more port is tried.
     """
-    if port is None:
-        port = free_port(host)
-    elif port_in_use(port, host):
+    if port is not None and port_in_use(port, host):
         raise PortInUse(f"port {port} on {host} is already in use: stop what holds it "
                         f"(`ss -ltnp 'sport = :{port}'` shows it), or pass another port, or port=None for a free one")
+    for attempt in (1, 2):
+        handle = _spawn(name, command, port or free_port(host), host, env, api_key, model)
+        if not wait:
+            return handle
+        try:
+            handle.wait_ready(timeout)
+            return handle
+        except ServerStartError:
+            handle.stop(timeout=10)
+            lost_race = port is None and "address already in use" in handle.logs(200).lower()
+            if attempt == 2 or not lost_race:
+                raise
+        except BaseException:
+            handle.stop(timeout=10)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _spawn(name: str, command: Sequence[str], port: int, host: str, env: Mapping[str, str] | None,
+           api_key: str | None, model: str | None) -> ServerHandle:
+    """Start the server process (own session, output to a log file) and its watchdog; register the handle."""
     argv = [str(a).format(port=port, host=host) for a in command]
     log_path = log_dir() / f"{name}-{port}.log"
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    shown = ["***" if i and argv[i - 1] == "--api-key" else a for i, a in enumerate(argv)]
     with open(log_path, "ab") as log:
-        log.write(f"$ {shlex.join(argv)}\n".encode())
+        log.write(f"$ {shlex.join(shown)}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=child_env, start_new_session=True)
-    dog = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, str(proc.pid), "15"], stdin=subprocess.PIPE,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        dog = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, str(proc.pid), "15"], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     handle = ServerHandle(name=name, command=argv, host=host, port=port, process=proc, log_path=log_path,
                           api_key=api_key, model=model, _watchdog=dog)
     with _LIVE_LOCK:
         _LIVE.add(handle)
-    if wait:
-        try:
-            handle.wait_ready(timeout)
-        except BaseException:
-            handle.stop(timeout=10)
-            raise
     return handle
 
 
@@ -424,8 +445,15 @@ def launch(name: str, command: Sequence[str], *, port: int | None = None, host: 
 # The three servers
 # --------------------------------------------------------------------------------------------------
 def vllm_server_options(**engine_args: Any) -> dict[str, Any]:
-    """vLLM engine options for a server on this machine: ``llm_kwargs()`` (small-machine switch), overridden."""
-    return llm_kwargs(**engine_args)
+    """vLLM engine options for a server here: ``llm_kwargs()`` (the small-machine switch), then ``engine_args``.
+
+    On a GPU, a server gets ``gpu_memory_utilization=0.4`` unless told otherwise (vLLM's own default,
+    0.92, would leave no room for a second server, and notebook 06 runs two side by side).
+    """
+    opts = llm_kwargs(**engine_args)
+    if gpu_count() > 0 and not {"gpu_memory_utilization", "kv_cache_memory_bytes"} & opts.keys():
+        opts["gpu_memory_utilization"] = GPU_SHARE
+    return opts
 
 
 def sglang_server_options(**server_args: Any) -> dict[str, Any]:
@@ -459,9 +487,11 @@ def sglang_server_command(model: str, host: str = DEFAULT_HOST, port: int | str 
 
 
 def sglang_python() -> str:
-    """The interpreter that has SGLang: this one, else the course's ``.venv-sglang``."""
+    """The interpreter that has SGLang: $LLMKIT_SGLANG_PYTHON, this one, else the course's ``.venv-sglang``."""
     import importlib.util
 
+    if os.environ.get("LLMKIT_SGLANG_PYTHON"):
+        return os.environ["LLMKIT_SGLANG_PYTHON"]
     if importlib.util.find_spec("sglang") is not None:
         return sys.executable
     other = SERVERS_DIR.parent / ".venv-sglang" / "bin" / "python"
