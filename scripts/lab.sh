@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start JupyterLab for the course on 127.0.0.1 (never 0.0.0.0), opened at the first notebook.
 # PORT=8888 by default; Jupyter moves to the next free port if it is taken and prints the URL it got.
+# JUPYTER_TOKEN=... fixes the login token (default: a random one, printed in the URL). Arguments go to
+# `jupyter lab`, e.g. `--ServerApp.port_retries=0` to fail instead of moving when PORT is taken.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8888}

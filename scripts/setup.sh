@@ -98,6 +98,26 @@ if [ ! -f "$JUP/llmkit-vllm/kernel.json" ] || [ ! -f "$JUP/llmkit-sglang/kernel.
   say "Jupyter kernels: llmkit-vllm, llmkit-sglang"
 fi
 
+# --- workshop tooling (issue #7): Chromium for tests/test_browser.py; nbstripout as a git filter --------
+# Playwright and nbstripout come from requirements/course.txt. The browser is Debian's chromium (Playwright's
+# own browser download is not used); without root it is not installed and the browser test skips, saying why.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Chromium for the browser test (apt-get install chromium, plus a Chinese font) ..."
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; } >/dev/null 2>&1 \
+      || say "could not install chromium; tests/test_browser.py will skip"
+  else
+    say "no Chromium (apt-get install chromium needs root); tests/test_browser.py will skip"
+  fi
+fi
+STRIP="\"$ROOT/.venv/bin/python\" -m nbstripout --keep-id"
+if [ -x .venv/bin/nbstripout ] && git rev-parse --is-inside-work-tree >/dev/null 2>&1 \
+   && [ "$(git config --get filter.nbstripout.clean || true)" != "$STRIP" ]; then
+  { .venv/bin/nbstripout --install && git config filter.nbstripout.clean "$STRIP" \
+    && git config diff.ipynb.textconv "$STRIP -t"; } \
+    && say "nbstripout: git strips notebook outputs when you commit" || say "could not install the nbstripout git filter"
+fi
+
 # --- the embedded model ----------------------------------------------------------------------------
 MODEL_DIR=$(.venv/bin/python -m llmkit tiny-poet | tail -n 1)
 say "tiny-poet: $MODEL_DIR"
