@@ -11,6 +11,9 @@ echo "  Course: start with notebooks/00_setup_check.ipynb, then 01, 02, ... in o
 echo "  Kernels: 'Python (vLLM course)' and 'Python (SGLang course)'; each notebook picks its own."
 echo "  JupyterLab prints its URL (with a login token) below. Stop it with Ctrl-C."
 echo
-exec .venv/bin/jupyter lab --no-browser --ip 127.0.0.1 --port "$PORT" \
+# Jupyter refuses to start as root unless told; containers and CI machines often run as root.
+ROOT_FLAG=()
+[ "$(id -u)" = 0 ] && ROOT_FLAG=(--allow-root)
+exec .venv/bin/jupyter lab "${ROOT_FLAG[@]}" --no-browser --ip 127.0.0.1 --port "$PORT" \
   --ServerApp.root_dir="$PWD" \
   --LabApp.default_url=/lab/tree/notebooks/00_setup_check.ipynb "$@"

@@ -23,3 +23,15 @@ def llm(tiny_poet_dir):
     engine = vllm.LLM(model=str(tiny_poet_dir), **llm_kwargs())
     yield engine
     close_llm(engine)
+
+
+@pytest.fixture(scope="session")
+def processed_llm(tiny_poet_dir):
+    """A second real engine, with logprobs_mode="processed_logprobs" (after temperature, top-k, top-p)."""
+    vllm = pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
+    from llmkit.engine import close_llm
+    from llmkit.models import llm_kwargs
+
+    engine = vllm.LLM(model=str(tiny_poet_dir), **llm_kwargs(logprobs_mode="processed_logprobs"))
+    yield engine
+    close_llm(engine)

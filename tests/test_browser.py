@@ -100,7 +100,7 @@ def running_lab(tmp: Path):
     checkpoints = NOTEBOOK.parent / ".ipynb_checkpoints"
     had_checkpoints, before = checkpoints.exists(), NOTEBOOK.read_bytes()
     log = log_path.open("w")
-    args = ["--ServerApp.port_retries=0"] + (["--allow-root"] if os.geteuid() == 0 else [])  # CI runs as root
+    args = ["--ServerApp.port_retries=0"]  # scripts/lab.sh adds --allow-root when run as root (CI)
     proc = subprocess.Popen(["bash", "scripts/lab.sh", *args], cwd=ROOT,
                             env=lab_env(tmp, port, token), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -13,20 +13,6 @@ vllm = pytest.importorskip("vllm", reason="vLLM is not installed in this environ
 PROMPT = "写一首关于秋天的诗"
 
 
-@pytest.fixture(scope="session")
-def processed_llm(request, tiny_poet_dir):
-    """One engine with logprobs_mode="processed_logprobs", shared with test_widgets through the config."""
-    engine = getattr(request.config, "_llmkit_processed_llm", None)
-    if engine is None:
-        from llmkit.engine import close_llm
-        from llmkit.models import llm_kwargs
-
-        engine = vllm.LLM(model=str(tiny_poet_dir), **llm_kwargs(logprobs_mode="processed_logprobs"))
-        request.config._llmkit_processed_llm = engine
-        request.config.add_cleanup(lambda: close_llm(engine))
-    return engine
-
-
 def test_presets_are_valid_sampling_params():
     assert list(S.PRESETS) == ["greedy", "precise", "balanced", "creative"]
     for name in S.PRESETS:

@@ -13,20 +13,6 @@ from llmkit.widgets import SamplingExplorer  # noqa: E402
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(scope="session")
-def processed_llm(request, tiny_poet_dir):
-    """One engine with logprobs_mode="processed_logprobs", shared with test_sampling through the config."""
-    engine = getattr(request.config, "_llmkit_processed_llm", None)
-    if engine is None:
-        from llmkit.engine import close_llm
-        from llmkit.models import llm_kwargs
-
-        engine = vllm.LLM(model=str(tiny_poet_dir), **llm_kwargs(logprobs_mode="processed_logprobs"))
-        request.config._llmkit_processed_llm = engine
-        request.config.add_cleanup(lambda: close_llm(engine))
-    return engine
-
-
 @pytest.fixture()
 def explorer(processed_llm):
     import matplotlib
