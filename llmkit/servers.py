@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from llmkit.models import default_model, gpu_count, llm_kwargs, small_machine
+from llmkit.models import default_model, gpu_count, llm_kwargs, sglang_kwargs, small_machine
 
 SERVERS_DIR = Path(__file__).resolve().parent.parent / "servers"
 NOTE_SERVER = SERVERS_DIR / "vllm_server.py"
@@ -457,11 +457,10 @@ def vllm_server_options(**engine_args: Any) -> dict[str, Any]:
 
 
 def sglang_server_options(**server_args: Any) -> dict[str, Any]:
-    """SGLang server options for this machine: on a small machine a short context, no CUDA graphs."""
-    opts: dict[str, Any] = {"random_seed": 0}
+    """SGLang server options for this machine: ``sglang_kwargs()`` plus a cap on concurrent requests."""
+    opts = sglang_kwargs(**server_args)
     if small_machine():
-        opts.update(context_length=1024, mem_fraction_static=0.3, max_running_requests=16, disable_cuda_graph=True)
-    opts.update(server_args)
+        opts.setdefault("max_running_requests", 16)
     return opts
 
 

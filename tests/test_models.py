@@ -73,3 +73,13 @@ def test_cli_model_reports_bad_env_cleanly(tmp_path):
     env = {"LLMKIT_MODEL": str(tmp_path / "missing"), "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-m", "llmkit", "model"], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "LLMKIT_MODEL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sglang_kwargs_small_switch_and_attention_backend(monkeypatch):
+    monkeypatch.setenv("LLMKIT_SMALL", "1")
+    monkeypatch.setenv("LLMKIT_SGLANG_ATTENTION_BACKEND", "triton")
+    kw = models.sglang_kwargs(context_length=2048)
+    assert kw["disable_cuda_graph"] is True and kw["context_length"] == 2048 and kw["attention_backend"] == "triton"
+    monkeypatch.setenv("LLMKIT_SMALL", "0")
+    monkeypatch.delenv("LLMKIT_SGLANG_ATTENTION_BACKEND")
+    assert models.sglang_kwargs() == {"random_seed": 0}
