@@ -16,7 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("model", help="print the model the course will use (default_model())")
     sub.add_parser("cjk-font", help="fetch a Chinese font for plot labels (apt-get download, no root)")
     sp = sub.add_parser("random-model", help="a random-weight model with a real model's shapes (timing only)")
-    sp.add_argument("--shape", default="qwen3-0.6b")
+    from llmkit.tiny_poet import SHAPES
+
+    sp.add_argument("--shape", default="qwen3-0.6b", choices=sorted(SHAPES),
+                    help="layer shapes (default qwen3-0.6b); 'small' is a quick CPU stand-in for an untrained model")
     sp.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 

@@ -404,8 +404,11 @@ def ensure(corpus: str | os.PathLike | None = None, log: Callable[[str], None] =
     return build(corpus=corpus, out=path, log=log)
 
 
-# Layer shapes of real models, for random-weight stand-ins (timing and memory, not text).
+# Layer shapes of real models, for random-weight stand-ins (timing and memory, not text). "small" is a
+# random model of tiny-poet's size: it reproduces an untrained model's flat distribution in seconds on CPU.
 SHAPES = {
+    "small": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=64),
     "qwen3-0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
                        num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rope_theta=1000000.0),
 }

@@ -138,3 +138,22 @@ def test_shaped_random_model_has_the_requested_shape(tmp_path, tiny_poet_dir, mo
     assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_key_value_heads"], cfg["head_dim"]) == (128, 2, 1, 64)
     assert (out / "tokenizer.json").read_bytes() == (tiny_poet_dir / "tokenizer.json").read_bytes()
     assert tiny_poet.SHAPES["qwen3-0.6b"]["num_hidden_layers"] == 28
+
+
+def test_small_shape_is_a_quick_flat_stand_in(tmp_path, tiny_poet_dir, capsys):
+    """--shape small: an untrained model of tiny-poet's size, with the nearly flat distribution of random weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from llmkit.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["random-model", "--shape", "no-such-shape", "--out", str(tmp_path / "x")])
+    assert "small" in capsys.readouterr().err, "an unknown shape is refused with the list of shapes"
+    out = tiny_poet.build_shaped(tmp_path / "s", shape="small", base=tiny_poet_dir)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["hidden_size"] == 256 and cfg["num_hidden_layers"] <= 4 and cfg["head_dim"] == 64
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    with torch.no_grad():
+        probs = model(torch.tensor([[5, 6, 7, 8]])).logits[0, -1].softmax(-1)
+    assert probs.topk(20).values.sum().item() < 0.1, "nearly flat: the top 20 tokens hold under 10%"
