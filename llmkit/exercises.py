@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -328,7 +329,14 @@ def _ex_03_1(answer: Any, llm: Any = None, prompt: Any = None) -> str:
     if t <= 0:
         raise Hint("temperature 0 is greedy: there is no distribution left to look at. Find a temperature above 0.")
     llm, prompt = _need("llm", llm), _need("prompt", prompt)
-    p = to_prob(next_token_distribution(llm, prompt, temperature=t).candidates[0].logprob)
+    top = next_token_distribution(llm, prompt, temperature=t).candidates
+    p = to_prob(top[0].logprob)
+    # Tokens with the top token's logit (ties are common in bf16 on a nearly flat, untrained model) split it evenly.
+    tied = [to_prob(c.logprob) for c in top if c.logprob >= top[0].logprob - 1e-3]
+    if p < 0.5 and len(tied) > 1 and sum(tied) > 0.99:
+        return (f"at temperature {t:g} the top {len(tied)} tokens hold {sum(tied):.1%} of the probability, p={p:.3f} "
+                f"each: their logits are equal, so no temperature gives one of them more than 1/{len(tied)}. "
+                "Lowering T was the right move: it squeezed out every other token.")
     if p < 0.5:
         raise Hint(f"at temperature {t:g} the top token has p={p:.3f}, under 50%. "
                    "Which way must the temperature move to sharpen the distribution?")
@@ -623,3 +631,416 @@ def _ex_06_3(answer: Any, server: Any = None) -> str:
         raise Hint("right codes, but the second server is still running: stop it (.stop(), or a with block).")
     return ("401 without the key, 200 with it, and /health stays open (200) so readiness probes and "
             "start_note_server can poll it without a secret.")
+
+
+# --- 07 · SGLang's offline engine -------------------------------------------------------------------
+
+def _sglang_meta(item: Any) -> dict | None:
+    """The ``meta_info`` of an SGLang result dict (or of the first one of a list); None if there is none."""
+    if isinstance(item, (list, tuple)) and item and isinstance(item[0], dict):
+        item = item[0]
+    if isinstance(item, dict) and isinstance(item.get("meta_info"), dict):
+        return item["meta_info"]
+    return None
+
+
+@exercise("07.1", 'meta_info["finish_reason"] of the answer (or the whole result dict)')
+def _ex_07_1(answer: Any) -> str:
+    """finish_reason of an SGLang answer cut by max_new_tokens=5."""
+    meta = _sglang_meta(answer)
+    if meta is not None:
+        answer = meta.get("finish_reason")
+    if isinstance(answer, str):
+        word = _word(answer)
+        if word == "length":
+            raise Hint('"length" is what vLLM says. In SGLang finish_reason is not a string: give the whole '
+                       'value of meta_info["finish_reason"].')
+        if word in ("eos_token", "eos", "end_of_sequence"):
+            raise Hint("that is the study note's value, which neither engine returns. Print "
+                       'meta_info["finish_reason"] of the new answer.')
+        raise Hint('print meta_info["finish_reason"] of the new answer and give that value.')
+    if not isinstance(answer, dict) or "type" not in answer:
+        raise Hint('give meta_info["finish_reason"] of the result dict llm.generate returned (or the result dict).')
+    kind = answer.get("type")
+    if kind == "stop":
+        raise Hint("this answer ended by itself before the limit (\"matched\" says what stopped it). Was "
+                   "max_new_tokens=5 in the sampling dict? If it was, the model was just quick: generate again.")
+    if kind != "length":
+        raise Hint(f"type {kind!r}: the request did not finish normally. Read the message and generate again.")
+    if answer.get("length") == 128:
+        raise Hint("this answer was cut at SGLang's default of 128 new tokens: the limit goes in the sampling dict.")
+    if answer.get("length") != 5:
+        raise Hint(f"this answer was cut at {answer.get('length')} tokens: which max_new_tokens does the exercise "
+                   "ask for?")
+    return ('a dict: "type" is "length", as vLLM\'s finish_reason string would be, and "length" is the limit that '
+            'cut it. An answer that stops by itself has {"type": "stop", "matched": ...}: the stop string or token '
+            "id that matched, which vLLM keeps apart in stop_reason.")
+
+
+def _field_name(answer: Any) -> str:
+    """The last identifier of a typed field name: 'outputs[0].cumulative_logprob' → 'cumulative_logprob'."""
+    names = re.findall(r"[A-Za-z_][\w]*", str(answer))
+    return names[-1].lower() if names else ""
+
+
+@exercise("07.2", "a pair: (the sum of the chosen-token logprobs, the name of vLLM's field with the same number)")
+def _ex_07_2(answer: Any, meta: Any = None) -> str:
+    """The sum of SGLang's chosen-token logprobs is vLLM's cumulative_logprob."""
+    meta = _sglang_meta(meta) or _need("meta", meta)
+    triples = meta.get("output_token_logprobs")
+    if not triples:
+        raise Hint("meta has no output_token_logprobs: pass meta= the meta_info of section 5 (return_logprob=True).")
+    total = sum(t[0] for t in triples)
+    if isinstance(answer, str):
+        raise Hint("give both parts as a pair: (the sum, the field's name).")
+    if not isinstance(answer, (list, tuple)) or len(answer) != 2:
+        raise Hint("give both parts as a pair: (the sum, the name of the vLLM field that holds the same number).")
+    value, name = answer
+    value = _number(value)
+    if not math.isclose(value, total, rel_tol=1e-4, abs_tol=1e-3):
+        if math.isclose(value, math.exp(total), rel_tol=1e-3):
+            raise Hint("that is a probability; the exercise asks for the sum of the logprobs themselves.")
+        if math.isclose(value, sum(math.exp(t[0]) for t in triples), rel_tol=1e-3):
+            raise Hint("you added probabilities; add the logprobs.")
+        if math.isclose(value, sum(t[1] for t in triples), rel_tol=1e-6):
+            raise Hint("you added the token ids: each triple is [logprob, token_id, text].")
+        if value > 0:
+            raise Hint("logprobs are ≤ 0, and so is their sum.")
+        tops = meta.get("output_top_logprobs") or []
+        if tops and all(tops) and math.isclose(value, sum(top[0][0] for top in tops), rel_tol=1e-4, abs_tol=1e-3):
+            raise Hint("that adds each position's best candidate; the sampled token is not always the best one. "
+                       "Use output_token_logprobs.")
+        raise Hint("add the first slot of every triple in meta[\"output_token_logprobs\"] (one per generated token).")
+    field = _field_name(name)
+    if field == "cumulative_logprob":
+        return ("vLLM's CompletionOutput.cumulative_logprob is the same sum: the log-probability of the whole "
+                "answer (notebook 05). SGLang returns only the per-token triples; the total is yours to add.")
+    if field == "cumulative_logprobs":
+        raise Hint("almost: check the exact spelling on vLLM's CompletionOutput (notebook 05).")
+    if field == "output_token_logprobs":
+        raise Hint("that is SGLang's field. Which field of vLLM's CompletionOutput holds the total?")
+    if field == "logprobs":
+        raise Hint("vLLM's logprobs holds one dict per token, like SGLang's triples. Which field holds their total?")
+    raise Hint("the sum is right. Look at the fields of vLLM's CompletionOutput (notebook 05): which one is "
+               "the log-probability of the whole answer?")
+
+
+# --- 08 · SGLang's server ---------------------------------------------------------------------------
+
+def _cached_and_prompt(item: Any) -> tuple[int, int | None]:
+    """(cached_tokens, prompt_tokens) of a /generate reply, a requests.Response, a Generation, or a bare number."""
+    if hasattr(item, "status_code") and hasattr(item, "json"):
+        item = item.json()
+    if isinstance(getattr(item, "usage", None), dict) and "cached_tokens" in item.usage:
+        return int(item.usage["cached_tokens"]), item.usage.get("prompt_tokens")
+    meta = _sglang_meta(item)
+    if meta is not None:
+        if meta.get("cached_tokens") is None:
+            raise Hint("this reply has no cached_tokens in its meta_info: is it from SGLang's native /generate?")
+        return int(meta["cached_tokens"]), meta.get("prompt_tokens")
+    return int(_number(item)), None
+
+
+@exercise("08.1", "a pair: (the first reply, the second reply), or their cached_tokens as (first, second)")
+def _ex_08_1(answer: Any) -> str:
+    """cached_tokens of the same /generate body sent twice: the second finds its prompt cached."""
+    if not isinstance(answer, (list, tuple)) or len(answer) != 2:
+        raise Hint("give both: (first, second), each the reply of /generate or its meta_info[\"cached_tokens\"].")
+    (first, prompt), (second, prompt2) = (_cached_and_prompt(a) for a in answer)
+    prompt = prompt2 or prompt
+    if first < 0 or second < 0:
+        raise Hint("cached_tokens counts tokens: it is never negative.")
+    if first > second:
+        raise Hint("the first has more cached tokens than the second: are they in the order you sent them?")
+    if first == second == 0:
+        raise Hint("nothing came from the cache either time. Was it the same text both times, sent to the same "
+                   "server? (A server started with --disable-radix-cache never reuses a prefix.)")
+    if first == second:
+        raise Hint("both are the same, so the first was already served from the cache: an earlier request began "
+                   "with the same tokens (写一首…). Flush the cache first (POST /flush_cache), then send the pair again.")
+    of = f" of its {prompt} prompt tokens" if prompt else ""
+    return (f"the second reply took {second}{of} from the cache: RadixAttention kept the first request's KV cache in "
+            "its prefix tree and matched the same tokens again. It never reuses the whole prompt: the last prompt "
+            "token is computed again, because its logits pick the first new token.")
+
+
+def _program_variables(state: Any) -> tuple[dict, dict]:
+    """(variables, meta_info) of an SGLang frontend ProgramState, after waiting for it to finish."""
+    executor = getattr(state, "stream_executor", None)
+    if executor is None or not isinstance(getattr(executor, "variables", None), dict):
+        raise Hint("pass the state that your function's .run() returned (a ProgramState).")
+    state.text()  # waits until the program has run
+    return dict(executor.variables), dict(getattr(executor, "meta_info", None) or {})
+
+
+@exercise("08.2", "the state your @sgl.function's .run() returned")
+def _ex_08_2(answer: Any) -> str:
+    """A frontend program: a poem (gen), then select between 春 and 秋."""
+    if hasattr(answer, "run") and hasattr(answer, "func"):
+        raise Hint("that is the function itself: run it (.run()) and pass the state it returns.")
+    if isinstance(answer, str):
+        raise Hint("that is text; pass the state .run() returned, so the check can see its gen and select.")
+    variables, meta = _program_variables(answer)
+    selects = {n: v for n, v in variables.items() if "normalized_prompt_logprobs" in (meta.get(n) or {})}
+    gens = {n: v for n, v in variables.items() if n not in selects and isinstance(v, str)}
+    if not selects:
+        if any(str(v).strip() in ("春", "秋") for v in gens.values()):
+            raise Hint("the season was generated freely. Let sgl.select choose it from the two choices: it scores "
+                       "each choice by its likelihood, so the answer is always one of them.")
+        raise Hint("there is no sgl.select in this program: the season should be chosen by select.")
+    name, season = next(iter(selects.items()))
+    n_choices = len(meta[name]["normalized_prompt_logprobs"])
+    if season not in ("春", "秋") or n_choices != 2:
+        raise Hint(f"your select chose {season!r} from {n_choices} choices: offer exactly the two seasons of the "
+                   "exercise.")
+    if not gens:
+        raise Hint("there is no sgl.gen: the program should first ask for a poem and generate it.")
+    poem_name, poem = next(iter(gens.items()))
+    if not poem.strip():
+        raise Hint(f"the poem ({poem_name!r}) is empty: give gen enough max_tokens for a poem.")
+    text = answer.text()
+    if text.find(poem) < 0 or text.find(season, text.find(poem) + len(poem)) < 0:
+        raise Hint("the select comes before the poem: put it after the gen, so the choice depends on the poem.")
+    return (f"gen wrote the poem into {poem_name!r}; select scored both seasons after it and chose {season!r} "
+            f"into {name!r} (state.get_meta_info({name!r}) has the scores). The program ran against the server, which "
+            "reused the shared prefix between its calls.")
+
+
+# --- 09 · vLLM and SGLang side by side ---------------------------------------------------------------
+
+@exercise("09.1", 'the request-level keys as a list of names (or what vllm_to_sglang returned)')
+def _ex_09_1(answer: Any) -> str:
+    """The request-level keys vllm_to_sglang gives for prompt_logprobs."""
+    from llmkit.mapping import vllm_to_sglang
+
+    sampling, request = vllm_to_sglang({"max_tokens": 16, "prompt_logprobs": 1})
+    expected = set(request)
+    if isinstance(answer, (list, tuple)) and len(answer) == 2 and all(isinstance(a, dict) for a in answer):
+        answer = answer[1]
+    if isinstance(answer, dict) and set(answer) & set(sampling) and not set(answer) & expected:
+        raise Hint("that is the sampling_params dict, the first one vllm_to_sglang returns. The question asks "
+                   "about the second: the request-level keys.")
+    keys = {answer} if isinstance(answer, str) else set(answer)
+    if not all(isinstance(k, str) for k in keys):
+        raise Hint("give the keys' names as strings.")
+    keys = {k.strip().strip("'\"`") for k in keys}
+    if keys & set(sampling) or "max_tokens" in keys:
+        raise Hint("max_tokens is a sampling parameter: it goes into sampling_params (as max_new_tokens), not into "
+                   "the request.")
+    if "prompt_logprobs" in keys:
+        raise Hint("prompt_logprobs is vLLM's name, the input. Which SGLang keys does the converter produce?")
+    if "return_text_in_logprobs" in keys:
+        raise Hint("return_text_in_logprobs comes with logprobs=k (output tokens), not with prompt_logprobs alone.")
+    if keys - expected:
+        raise Hint(f"{sorted(keys - expected)} is not in what vllm_to_sglang returns: print its second dict.")
+    if expected - keys:
+        raise Hint(f"{len(expected - keys)} key(s) missing: print the second dict vllm_to_sglang returns.")
+    return (f"{', '.join(f'{k}={request[k]!r}' for k in sorted(request))}: SGLang has no separate prompt_logprobs; "
+            "it returns logprobs from position logprob_start_len on, so 0 includes the whole prompt "
+            "(meta_info[\"input_token_logprobs\"]), with top_logprobs_num candidates per position.")
+
+
+@exercise("09.2", "a pair of names: (the meta_info field, its vLLM counterpart)")
+def _ex_09_2(answer: Any) -> str:
+    """cached_tokens, and where vLLM reports prefix-cache hits."""
+    if isinstance(answer, str):
+        raise Hint("give both names as a pair: (the SGLang meta_info field, its vLLM counterpart).")
+    if not isinstance(answer, (list, tuple)) or len(answer) != 2 or not all(isinstance(a, str) for a in answer):
+        raise Hint("give two names as strings: (the SGLang meta_info field, its vLLM counterpart).")
+    sglang, vllm = answer
+    field = _field_name(sglang)
+    if field == "cached_tokens_details":
+        raise Hint("that one splits the hits by where they came from (device or host memory). Which field has "
+                   "the total?")
+    if field in ("prompt_tokens", "completion_tokens"):
+        raise Hint(f"{field} counts tokens whether they came from the cache or not. Look at the other meta_info "
+                   "fields of a repeated request.")
+    if field != "cached_tokens":
+        raise Hint("send the same prompt twice and compare the two replies' meta_info: which field grows?")
+    names = set(re.findall(r"[a-z_]+", vllm.lower()))
+    if names & {"num_cached_tokens", "prompt_tokens_details", "metrics"} or "prefix_cache_hits" in vllm.lower():
+        return ("meta_info[\"cached_tokens\"] counts the prompt tokens SGLang took from its radix cache. vLLM counts "
+                "them per request as RequestOutput.num_cached_tokens; its OpenAI server reports them in "
+                "usage.prompt_tokens_details.cached_tokens when started with --enable-prompt-tokens-details; and "
+                "/metrics has the server-wide vllm:prefix_cache_hits counter.")
+    if names == {"cached_tokens"}:
+        raise Hint("vLLM's RequestOutput has no field by that exact name, and its OpenAI usage has none at the top "
+                   "level. Where does vLLM count prefix-cache hits?")
+    raise Hint("the SGLang field is right. For vLLM, look at RequestOutput's fields, or at what its server reports "
+               "about the prefix cache.")
+
+
+# --- 10 · benchmarking ------------------------------------------------------------------------------
+
+@exercise("10.1", "tokens/s: the batch-1 roofline of Qwen3-0.6B on an H200 (4.8 TB/s), context 0")
+def _ex_10_1(answer: Any) -> str:
+    """bandwidth / weight bytes read per step, for Qwen3-0.6B in bf16 with its tied embedding."""
+    from llmkit.bench import QWEN3_0_6B, parameter_count, roofline
+
+    value = _number(answer)
+    right = roofline(QWEN3_0_6B, 4.8e12)["tokens_per_s"]
+    layers_only = 4.8e12 / (2 * parameter_count(QWEN3_0_6B)["layers"])
+    if abs(value - right) <= 0.03 * right:
+        return (f"{right:,.0f} tokens/s: each step reads 1.19 GB of bf16 weights (the 156 M-parameter tied embedding "
+                "included, as the LM head), and 4.8 TB/s moves that about 4,000 times a second.")
+    if abs(value - right * 3.35 / 4.8) <= 0.03 * right:
+        raise Hint("that is the H100's figure (3.35 TB/s): use the H200's bandwidth.")
+    if abs(value - layers_only) <= 0.03 * layers_only:
+        raise Hint("close: Qwen3-0.6B ties its LM head to the embedding table, so the whole table is read every step.")
+    if abs(value - right / 2) <= 0.03 * right or abs(value - right * 2) <= 0.06 * right:
+        raise Hint("check the bytes per parameter: bf16 takes 2 bytes.")
+    if value > 1e6:
+        raise Hint("far too fast: tokens/s = bandwidth (bytes/s) / bytes read per step. Count every weight in bytes.")
+    raise Hint("tokens/s = bandwidth / bytes read per step; bench.roofline(bench.QWEN3_0_6B, bandwidth) does the "
+               "counting, or count the parameters × 2 bytes yourself.")
+
+
+@exercise("10.2", "the concurrency level with the highest output tokens/s in the sweep")
+def _ex_10_2(answer: Any, sweep: Any = None) -> str:
+    """The level whose output_throughput is the largest."""
+    rows = _need("sweep", sweep)
+    levels = [r["concurrency"] for r in rows]
+    value = _number(answer)
+    if value not in levels:
+        raise Hint("that level is not in the sweep: pick one from its concurrency column.")
+    best = max(rows, key=lambda r: r["output_throughput"])
+    if value != best["concurrency"]:
+        mine = next(r for r in rows if r["concurrency"] == value)
+        raise Hint(f"concurrency {int(value)} gave {mine['output_throughput']:,.0f} output tokens/s; another level "
+                   "did better. Compare the output_throughput column.")
+    first = rows[0]
+    return (f"{best['output_throughput']:,.0f} output tokens/s, {best['output_throughput'] / first['output_throughput']:.1f}× "
+            f"concurrency {first['concurrency']}'s, while p50 TPOT went from {first['p50_tpot_ms']:.1f} to "
+            f"{best['p50_tpot_ms']:.1f} ms: more sequences per step, each step a little slower.")
+
+
+@exercise("10.3", "the result dict of serve_bench with request_rate=4.0 and 16 requests")
+def _ex_10_3(answer: Any) -> str:
+    """A Poisson clock at 4 requests/s: 16 requests take about 4 s to send."""
+    if not isinstance(answer, dict) or "output_throughput" not in answer:
+        raise Hint("pass the dict that bench.serve_bench(...) returns.")
+    if answer.get("request_rate") in ("inf", None) or (isinstance(answer.get("request_rate"), float)
+                                                         and math.isinf(answer["request_rate"])):
+        raise Hint("this run sent as fast as the concurrency allowed: give serve_bench a request_rate.")
+    if abs(float(answer["request_rate"]) - 4.0) > 1e-9:
+        raise Hint(f"request_rate was {answer['request_rate']}: the exercise asks for 4 requests per second.")
+    if answer.get("num_prompts") != 16:
+        raise Hint(f"{answer.get('num_prompts')} requests were sent: send 16 (prompts[:16]).")
+    if answer.get("failed"):
+        raise Hint(f"{answer['failed']} request(s) failed: is the server still running?")
+    if answer["duration"] < 1.5:
+        raise Hint(f"the run took {answer['duration']:.1f} s: at 4 requests/s, 16 requests cannot all be sent so fast.")
+    return (f"16 requests in {answer['duration']:.1f} s: Poisson arrivals at 4/s spread them over about 4 s, so the "
+            "server is often idle and TTFT shows no queueing; fixed concurrency would keep it busy.")
+
+
+# --- 11 · tensor parallelism ------------------------------------------------------------------------
+
+def _tp_sizes(answer: Any) -> set[int]:
+    """TP sizes from a list, tuple, set, or a string such as "1, 2, 4"."""
+    if isinstance(answer, str):
+        answer = [a for a in answer.replace(",", " ").split() if a]
+    if not isinstance(answer, (list, tuple, set, frozenset)):
+        raise Hint("give the accepted sizes as a list of numbers, e.g. [1, 2].")
+    sizes = {int(_number(a)) for a in answer}
+    if any(s < 1 for s in sizes):
+        raise Hint("tensor_parallel_size counts GPUs: every size is 1 or more.")
+    return sizes
+
+
+def _gqa_24_8():
+    """The 24-query-head, 8-KV-head attention of exercise 11.1 (an MLP that splits any way)."""
+    from llmkit.parallel import tp_shape
+
+    return tp_shape({"num_hidden_layers": 28, "hidden_size": 3072, "num_attention_heads": 24,
+                     "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 24 * 8 * 64,
+                     "vocab_size": 128 * 1024, "torch_dtype": "bfloat16"})
+
+
+@exercise("11.1", "the accepted tensor_parallel_size values from 1 to 24, as a list of numbers")
+def _ex_11_1(answer: Any) -> str:
+    """TP sizes vLLM accepts for 24 query heads and 8 KV heads."""
+    from llmkit.parallel import tp_problem
+
+    shape = _gqa_24_8()
+    accepted = {tp for tp in range(1, 25) if tp_problem(shape, tp) is None}
+    sizes = _tp_sizes(answer)
+    if sizes == accepted:
+        return ("the 24 query heads split over 1, 2, 3, 4, 6, 8, 12 or 24 GPUs, and the 8 KV heads either split "
+                "evenly (tp 1, 2, 4, 8) or are copied: with tp=24 each GPU holds 1 KV head and 3 GPUs share each one. "
+                "3, 6 and 12 split the query heads but not the KV heads, so vLLM refuses them.")
+    if extra := sorted(s for s in sizes - accepted if shape.heads % s):
+        raise Hint(f"{extra[0]}: can 24 query heads be split evenly over {extra[0]} GPUs?")
+    if extra := sorted(sizes - accepted):
+        raise Hint(f"{extra[0]} splits the 24 query heads evenly, but what happens to the 8 KV heads on "
+                   f"{extra[0]} GPUs?")
+    if max(accepted) not in sizes:
+        raise Hint("one more size works: what does vLLM do when there are more GPUs than KV heads?")
+    raise Hint("some sizes that split both head counts evenly are missing: try every size from 1 upwards.")
+
+
+def _llama_per_gpu(tp: int) -> dict:
+    """Llama-3.1-8B per 80 GiB GPU at 0.9 utilization (activations left out): llmkit.parallel's row for ``tp``."""
+    from llmkit.kvcache import REFERENCE_CONFIGS
+    from llmkit.parallel import tp_rows
+
+    return tp_rows(REFERENCE_CONFIGS["Llama-3.1-8B"], tps=(tp,), gpu_bytes=80 * 2**30, utilization=0.9)[0]
+
+
+@exercise("11.2", "the ratio (KV tokens per GPU with TP=2) / (with TP=1), or the pair of token counts (TP=1, TP=2)")
+def _ex_11_2(answer: Any) -> str:
+    """How much the per-GPU KV capacity of Llama-3.1-8B grows from TP=1 to TP=2 on 80 GiB GPUs."""
+    row1, row2 = _llama_per_gpu(1), _llama_per_gpu(2)
+    one, two = row1["KV tokens/GPU"], row2["KV tokens/GPU"]
+    ratio = two / one
+    if isinstance(answer, (list, tuple)):
+        if len(answer) != 2:
+            raise Hint("give two token counts: (TP=1, TP=2).")
+        a, b = (_number(x) for x in answer)
+        if abs(a - one) / one > 0.01:
+            raise Hint("the TP=1 count is off: KV pool = 0.9 × 80 GiB − the weights, divided by the KV bytes per token.")
+        if abs(b - two) / two > 0.01:
+            raise Hint("the TP=1 count is right. With TP=2, which two things does each GPU hold only half of?")
+        value = b / a
+    else:
+        value = _number(answer)
+    if abs(value - ratio) / ratio <= 0.02:
+        return ("more than twice: each GPU stores half of the KV heads per token (×2), and half of the weights, so "
+                "its KV pool itself grows too. The smaller the GPU next to the model, the bigger this second effect.")
+    if abs(value - 2) < 0.02:
+        raise Hint("2 is the KV-head split alone. What else does each GPU no longer hold in full?")
+    if value < 1:
+        raise Hint("TP=2 holds more tokens per GPU, not fewer: divide the TP=2 figure by the TP=1 figure.")
+    if abs(value - 1) < 0.02:
+        raise Hint("with TP=2 each GPU stores only kv_heads / 2 heads of every token.")
+    pool = 0.9 * 80 * 2**30
+    weights_only = (pool - row2["weight bytes/GPU"]) / (pool - row1["weight bytes/GPU"])
+    if abs(value - weights_only) / weights_only < 0.03:
+        raise Hint("you split the weights; the KV heads split too, so each token needs half the bytes per GPU.")
+    raise Hint("use tp_rows(REFERENCE_CONFIGS[\"Llama-3.1-8B\"], tps=(1, 2)) and compare its \"KV tokens/GPU\" column, "
+               "or compute (0.9 × 80 GiB − weights per GPU) / KV bytes per token per GPU for both.")
+
+
+@exercise("11.3", "the KV capacity in tokens that vLLM will report with tensor_parallel_size=2 (a number)")
+def _ex_11_3(answer: Any, budget: Any = None, shape: Any = None, block_size: int = 16) -> str:
+    """The KV pool vLLM allocates with TP=2 and the same kv_cache_memory_bytes per GPU."""
+    from llmkit.kvcache import kv_heads_per_gpu, pool_tokens
+
+    budget, shape = _need("budget", budget), _need("shape", shape)
+    shape = getattr(shape, "kv", shape)  # a TPShape or a KVShape
+    expected, single = pool_tokens(budget, shape, block_size, tp=2), pool_tokens(budget, shape, block_size, tp=1)
+    value = _number(answer)
+    if value == expected:
+        heads = kv_heads_per_gpu(shape, 2)
+        return (f"each GPU stores {heads} of the {shape.kv_heads} KV heads of every token, and kv_cache_memory_bytes "
+                "is per GPU, so the same budget holds "
+                + ("twice the tokens." if expected >= 2 * single - block_size else "as many tokens (the KV heads "
+                   "are copied, not split)."))
+    if value == single:
+        raise Hint("that is the TP=1 pool. With TP=2, how many KV heads of each token does one GPU store?")
+    if value * 2 == single or value * 4 == expected:
+        raise Hint("kv_cache_memory_bytes is a budget per GPU, not one shared by both GPUs.")
+    if value % block_size:
+        raise Hint(f"vLLM allocates whole blocks of {block_size} tokens.")
+    raise Hint("pool_tokens(budget, shape, block_size, tp=2) is the prediction: the budget divided by the KV bytes "
+               "one token needs on one GPU, in whole blocks.")

@@ -119,14 +119,20 @@ def human(n_bytes: float) -> str:
     return f"{n_bytes:.0f} B"
 
 
-# Published shapes of well-known models, to compare KV costs without downloading them.
+# Published shapes of well-known models, to compare KV costs (and, in llmkit.parallel, per-GPU weights)
+# without downloading them.
 REFERENCE_CONFIGS = {
     "Qwen3-0.6B": {"num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
-                   "head_dim": 128, "hidden_size": 1024, "torch_dtype": "bfloat16"},
+                   "head_dim": 128, "hidden_size": 1024, "torch_dtype": "bfloat16",
+                   "model_type": "qwen3", "intermediate_size": 3072, "vocab_size": 151936, "tie_word_embeddings": True},
     "Llama-3.1-8B": {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-                     "head_dim": 128, "hidden_size": 4096, "torch_dtype": "bfloat16"},
+                     "head_dim": 128, "hidden_size": 4096, "torch_dtype": "bfloat16",
+                     "model_type": "llama", "intermediate_size": 14336, "vocab_size": 128256,
+                     "tie_word_embeddings": False},
     "Qwen2.5-72B": {"num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8,
-                    "head_dim": 128, "hidden_size": 8192, "torch_dtype": "bfloat16"},
+                    "head_dim": 128, "hidden_size": 8192, "torch_dtype": "bfloat16",
+                    "model_type": "qwen2", "intermediate_size": 29568, "vocab_size": 152064,
+                    "tie_word_embeddings": False},
 }
 
 

@@ -52,7 +52,7 @@ RESULTS: tuple[Pair, ...] = (
     Pair("what stopped it", ".stop_reason", '["meta_info"]["finish_reason"]["matched"]', where="result"),
     Pair("prompt length", "len(.prompt_token_ids)", '["meta_info"]["prompt_tokens"]', where="result"),
     Pair("answer length", "len(.outputs[i].token_ids)", '["meta_info"]["completion_tokens"]', where="result"),
-    Pair("tokens served from cache", "(server metrics)", '["meta_info"]["cached_tokens"]', where="result"),
+    Pair("tokens served from cache", ".num_cached_tokens", '["meta_info"]["cached_tokens"]', where="result"),
     Pair("chosen-token logprobs", ".logprobs[t][token_id].logprob", '["meta_info"]["output_token_logprobs"][t][0]',
          where="result", note="SGLang: [logprob, token_id, text] triples"),
     Pair("top candidates", ".logprobs[t] (dict of Logprob)", '["meta_info"]["output_top_logprobs"][t]', where="result"),

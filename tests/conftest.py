@@ -35,3 +35,14 @@ def processed_llm(tiny_poet_dir):
     engine = vllm.LLM(model=str(tiny_poet_dir), **llm_kwargs(logprobs_mode="processed_logprobs"))
     yield engine
     close_llm(engine)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_poet_dir):
+    """vLLM's own OpenAI-compatible server on tiny-poet, shared by the client and benchmark tests."""
+    pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
+    from llmkit.servers import start_vllm_server
+
+    handle = start_vllm_server(str(tiny_poet_dir), timeout=300)
+    yield handle
+    handle.stop()

@@ -11,11 +11,10 @@ import pytest
 
 from llmkit import clients
 from llmkit.outputs import Generation
-from llmkit.servers import free_port, start_vllm_server
+from llmkit.servers import free_port
 
 NOTE_PROMPT = "写一首七言绝句"
 AUTUMN_PROMPT = "写一首关于秋天的诗"
-TIMEOUT = 300
 
 
 def assert_generation(gen: Generation, source: str, n: int, max_tokens: int) -> None:
@@ -40,14 +39,10 @@ def assert_steps(gen: Generation, k: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- live vLLM server
-@pytest.fixture(scope="module")
-def server(tiny_poet_dir):
-    """vLLM's own OpenAI-compatible server on tiny-poet, for this module."""
-    pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
-    handle = start_vllm_server(str(tiny_poet_dir), timeout=TIMEOUT)
-    yield handle
-    handle.stop()
-
+@pytest.fixture
+def server(vllm_server):
+    """vLLM's own OpenAI-compatible server on tiny-poet (one per test session, see conftest.py)."""
+    return vllm_server
 
 
 @pytest.mark.engine

@@ -3,11 +3,13 @@ passes the solution and gives a hint (never the solution) for wrong answers.
 
 The hidden solution cells compute their answers with a live engine and ``assert check(...)``, so the nbval
 run of each notebook proves its solutions pass. Here the same checkers get answers built from small
-stand-ins for vLLM's outputs, plus the real tiny-poet chat template, so they are tested in seconds.
+stand-ins for vLLM's outputs, real SGLang replies (the recorded capture) and stand-ins of the same shape,
+plus the real tiny-poet chat template, so they are tested in seconds.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -17,20 +19,18 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from llmkit.clients import from_sglang
 from llmkit.exercises import EXERCISES, Verdict, check, evaluate
 from llmkit.kvcache import kv_shape
 from llmkit.logprobs import distribution
+from llmkit.mapping import vllm_to_sglang
 from llmkit.sampling import preset
 from llmkit.system import SETUP_HINT
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Notebooks whose exercises have no checker cells yet; each is skipped with this reason, not passed.
-PENDING = {
-    "07_sglang_engine": "SGLang notebook: exercise checker cells not written yet",
-    "08_sglang_server": "SGLang notebook: exercise checker cells not written yet",
-    "09_vllm_vs_sglang": "SGLang notebook: exercise checker cells not written yet",
-}
+PENDING: dict[str, str] = {}
 
 
 # ------------------------------------------------------------------------------------ stand-ins for vLLM
@@ -146,6 +146,162 @@ CASES = {
              [(200, 200, 200), (403, 200, 200), (401, 401, 200), (401, 200, 401), (401, 200)]),
 }
 
+# ------------------------------------------------------------------------------------ stand-ins for SGLang
+# Real SGLang 0.5.17 replies, recorded on an H100 (tests/fixtures/sglang, see test_sglang_capture.py). The offline
+# Engine returns the same result dicts as the native /generate.
+CAPTURE = json.loads((ROOT / "tests" / "fixtures" / "sglang" / "sglang_capture.json").read_text(encoding="utf-8"))
+
+
+def sglang_result(name: str, cut: int | None = None, **meta) -> dict:
+    """A captured /generate result dict; ``cut`` shortens it to that many tokens, ``meta`` changes its meta_info."""
+    result = copy.deepcopy(CAPTURE[name]["response"])
+    result = result[0] if isinstance(result, list) else result
+    if cut is not None:
+        result["output_ids"] = (result["output_ids"] * cut)[:cut]
+        result["meta_info"].update(finish_reason={"type": "length", "length": cut}, completion_tokens=cut)
+    result["meta_info"].update(meta)
+    return result
+
+
+def reply(result: dict) -> SimpleNamespace:
+    """A requests.Response carrying a /generate result."""
+    return SimpleNamespace(status_code=200, json=lambda: result)
+
+
+class ProgramState:
+    """An SGLang frontend ProgramState (what an @sgl.function's .run() returns): its text, and its executor's
+    variables and meta_info, filled by each ``(text, variable, meta_info)`` piece in turn."""
+
+    def __init__(self, *pieces):
+        self.stream_executor = SimpleNamespace(variables={}, meta_info={})
+        self._text = ""
+        for text, name, meta in pieces:
+            self._text += text
+            if name:
+                self.stream_executor.variables[name] = text
+                self.stream_executor.meta_info[name] = meta
+
+    def text(self) -> str:
+        """The whole text of the program so far."""
+        return self._text
+
+    def __getitem__(self, name):
+        return self.stream_executor.variables[name]
+
+
+def chatml(role: str, text: str) -> tuple:
+    """One chat turn as ProgramState text, as the frontend's chatml template writes it."""
+    return (f"<|im_start|>{role}\n{text}<|im_end|>\n", None, None)
+
+
+def choose(season: str, choices=("春", "秋")) -> tuple:
+    """An sgl.select piece: its decision and the meta_info select returns (one score per choice)."""
+    scores = [-1.5 + 0.5 * i for i in range(len(choices))]
+    meta = {"normalized_prompt_logprobs": scores,
+            "input_token_logprobs": [[[s, 1487, c]] for s, c in zip(scores, choices)],
+            "output_token_logprobs": [[] for _ in choices]}
+    return (season, "season", meta)
+
+
+POEM = ("《秋夕》\n银烛秋光冷画屏，轻罗小扇扑流萤。", "poem", CAPTURE["generate_single"]["response"]["meta_info"])
+ASK = ("<|im_start|>assistant\n", None, None)
+END = ("<|im_end|>\n", None, None)
+PROGRAM = ProgramState(chatml("user", "写一首诗"), ASK, POEM, END, chatml("user", "这首诗写的是哪个季节？"), ASK,
+                       choose("秋"), END)
+LOGPROBS = CAPTURE["generate_logprobs"]["response"]["meta_info"]
+CHOSEN_SUM = sum(t[0] for t in LOGPROBS["output_token_logprobs"])
+OFFLINE = {**LOGPROBS, "output_token_logprobs": [[lp_, tid, None] for lp_, tid, _ in LOGPROBS["output_token_logprobs"]]}
+# 写一首诗 (4 tokens) sent twice after /flush_cache: nothing cached, then all but the last prompt token.
+FIRST, SECOND = (sglang_result("generate_length", prompt_tokens=4, cached_tokens=c) for c in (0, 3))
+
+CASES.update({
+    "07.1": ({}, [{"type": "length", "length": 5}, sglang_result("generate_length", cut=5),
+                  [sglang_result("generate_batch", cut=5)]],
+             ["length", "stop", "eos_token", CAPTURE["generate_length"]["response"], sglang_result("generate_single"),
+              sglang_result("generate_stop"), {"type": "length", "length": 128},
+              CAPTURE["generate_single"]["response"]["meta_info"]["finish_reason"]]),
+    "07.2": ({"meta": LOGPROBS},
+             [(CHOSEN_SUM, "cumulative_logprob"), [round(CHOSEN_SUM, 3), "outputs[0].cumulative_logprob"]],
+             [CHOSEN_SUM, "cumulative_logprob", (math.exp(CHOSEN_SUM), "cumulative_logprob"), (-CHOSEN_SUM, "x"),
+              (sum(math.exp(t[0]) for t in LOGPROBS["output_token_logprobs"]), "cumulative_logprob"),
+              (sum(top[0][0] for top in LOGPROBS["output_top_logprobs"]), "cumulative_logprob"),
+              (sum(t[1] for t in LOGPROBS["output_token_logprobs"]), "cumulative_logprob"),
+              (CHOSEN_SUM, "logprobs"), (CHOSEN_SUM, "output_token_logprobs"), (CHOSEN_SUM, "cumulative_logprobs"),
+              (CHOSEN_SUM, "n_generated_tokens")]),
+    "08.1": ({}, [(FIRST, SECOND), (0, 3), (reply(FIRST), reply(SECOND)), (from_sglang(FIRST), from_sglang(SECOND)),
+                  (CAPTURE["generate_single"]["response"], CAPTURE["generate_n2"]["response"])],
+             [(SECOND, SECOND), (3, 3), (0, 0), (SECOND, FIRST), 3, (FIRST,), "cached_tokens"]),
+    "08.2": ({}, [PROGRAM, ProgramState(chatml("user", "写一首诗"), ASK, POEM, END, ("季节：", None, None), choose("春"))],
+             [ProgramState(chatml("user", "写一首诗"), ASK, POEM, END, chatml("user", "哪个季节？"), ASK,
+                           ("秋", "season", POEM[2]), END),
+              ProgramState(chatml("user", "写一首诗"), ASK, POEM, END, choose("七言", ("五言", "七言"))),
+              ProgramState(chatml("user", "写一首诗"), ASK, POEM, END, choose("秋", ("春", "夏", "秋"))),
+              ProgramState(chatml("user", "写一首关于春或秋的诗"), choose("春"), ASK, POEM, END),
+              ProgramState(chatml("user", "写一首诗"), ASK, ("", "poem", POEM[2]), END, choose("秋")),
+              ProgramState(chatml("user", "哪个季节？"), ASK, choose("秋"), END),
+              SimpleNamespace(func=lambda s: None, run=lambda **kwargs: PROGRAM, bind_arguments={}),
+              PROGRAM.text()]),
+    "09.1": ({}, [["return_logprob", "logprob_start_len", "top_logprobs_num"],
+                  vllm_to_sglang({"max_tokens": 16, "prompt_logprobs": 1}),
+                  vllm_to_sglang({"max_tokens": 16, "prompt_logprobs": 1})[1],
+                  {"top_logprobs_num", "logprob_start_len", " 'return_logprob' "}],
+             [["max_new_tokens"], "return_logprob", ["return_logprob", "top_logprobs_num"], {"max_new_tokens": 16},
+              ["return_logprob", "logprob_start_len", "top_logprobs_num", "return_text_in_logprobs"],
+              ["return_logprob", "logprob_start_len", "top_logprobs_num", "max_tokens"], ["prompt_logprobs"],
+              vllm_to_sglang({"max_tokens": 16, "logprobs": 1})]),
+    "09.2": ({}, [("cached_tokens", "num_cached_tokens"),
+                  ('meta_info["cached_tokens"]', "RequestOutput.num_cached_tokens"),
+                  ("cached_tokens", "usage.prompt_tokens_details.cached_tokens"), ("cached_tokens", "/metrics"),
+                  ("cached_tokens", "vllm:prefix_cache_hits")],
+             ["cached_tokens", ("prompt_tokens", "num_cached_tokens"), ("cached_tokens_details", "num_cached_tokens"),
+              ("cached_tokens", "cached_tokens"), ("cached_tokens", "cumulative_logprob"), ("e2e_latency", "/metrics"),
+              ("cached_tokens",), ("cached_tokens", 3)]),
+})
+
+
+def test_sglang_stand_ins_follow_the_capture():
+    """The stand-ins keep SGLang's real shapes: 27 of 28 prompt tokens cached on a repeat, one triple per token."""
+    first = CAPTURE["generate_single"]["response"]["meta_info"]
+    second = CAPTURE["generate_n2"]["response"][0]["meta_info"]
+    assert (first["cached_tokens"], second["cached_tokens"]) == (0, second["prompt_tokens"] - 1)
+    assert len(LOGPROBS["output_token_logprobs"]) == LOGPROBS["completion_tokens"] and CHOSEN_SUM < 0
+    assert evaluate("07.2", (CHOSEN_SUM, "cumulative_logprob"), meta=OFFLINE), "the offline Engine's None text slots"
+    assert evaluate("07.2", (CHOSEN_SUM, "cumulative_logprob"), meta=CAPTURE["generate_logprobs"]["response"])
+    assert evaluate("07.2", (CHOSEN_SUM, "cumulative_logprob")).status == "hint", "without meta= it says what it needs"
+
+
+# ------------------------------------------------------------------------------------ 11 · tensor parallelism
+# Llama-3.1-8B on 80 GiB GPUs at 0.9: KV tokens per GPU with TP=1 and TP=2 (llmkit.parallel; checked there).
+LLAMA_TP = (467_291, 1_057_111)
+CASES.update({
+    "11.1": ({}, [[1, 2, 4, 8, 24], (24, 8, 4, 2, 1), {1, 2, 4, 8, 24}, "1, 2, 4, 8, 24"],
+             [[1, 2, 4, 8], [1, 2, 3, 4, 6, 8, 12, 24], [1, 2, 4, 8, 12, 24], [1, 2, 4, 5, 8, 24], [2, 4, 8, 24],
+              [0, 1, 2, 4, 8, 24], 8]),
+    "11.2": ({}, [LLAMA_TP[1] / LLAMA_TP[0], round(LLAMA_TP[1] / LLAMA_TP[0], 2), LLAMA_TP],
+             [2, 2.0, 1, LLAMA_TP[0] / LLAMA_TP[1], 1.13, 4.5, (LLAMA_TP[0], 2 * LLAMA_TP[0]), (500_000, 1_057_111),
+              (1, 2, 3)]),
+    "11.3": (KV, [512, "512"], [256, 128, 500, 1024]),
+})
+
+
+# 10 · benchmarking: a sweep whose throughput peaks at concurrency 16, and serve_bench result dicts.
+SWEEP = [{"concurrency": c, "output_throughput": t, "p50_tpot_ms": p}
+         for c, t, p in ((1, 250.0, 4.0), (4, 780.0, 5.1), (16, 1900.0, 8.3))]
+
+
+def paced(**changes) -> dict:
+    """A serve_bench result for 16 requests at a Poisson rate of 4/s."""
+    return {"output_throughput": 60.0, "request_rate": 4.0, "num_prompts": 16, "failed": 0, "duration": 4.3,
+            "completed": 16, **changes}
+
+
+CASES.update({
+    "10.1": ({}, [4026.5, 4000, "4,027"], [2810, 5449, 2013, 8050, 1e9, "fast"]),
+    "10.2": ({"sweep": SWEEP}, [16, "16"], [1, 4, 3, 64]),
+    "10.3": ({}, [paced()], [paced(request_rate="inf"), paced(request_rate=2.0), paced(num_prompts=8),
+                             paced(failed=3), paced(duration=0.4), {"results": []}, 4.3]),
+})
+
 
 def solution_text(value) -> str | None:
     """The text a hint must not contain for a scalar solution (None where that makes no sense)."""
@@ -185,6 +341,20 @@ def test_chat_template_exercise_on_the_real_template(rendered):
 def test_exercise_06_3_wants_the_second_server_stopped():
     """Right status codes, but the server still running: a hint to stop it."""
     assert evaluate("06.3", (401, 200, 200), server=SimpleNamespace(alive=True)).status == "hint"
+
+
+class TiedEngine(ProcessedEngine):
+    """A nearly flat, untrained model whose two most likely tokens have the same (bf16-rounded) logit."""
+
+    logits = [2.0, 2.0, 1.0, 0.5, 0.0, -0.5]
+
+
+def test_exercise_03_1_explains_a_tie_at_the_top():
+    """With tied top logits no temperature passes 50%: a low one passes with the reason, a high one gets a hint."""
+    verdict = evaluate("03.1", 0.01, llm=TiedEngine(), prompt="p")
+    assert verdict and "logits are equal" in verdict.message and "1/2" in verdict.message
+    assert evaluate("03.1", 0.5, llm=TiedEngine(), prompt="p").status == "hint"
+    assert evaluate("03.1", 1.0, llm=TiedEngine(), prompt="p").status == "hint"
 
 
 @pytest.mark.engine

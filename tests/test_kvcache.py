@@ -24,6 +24,20 @@ def test_tensor_parallel_divides_kv_heads():
         kvcache.kv_heads_per_gpu(shape, tp=0)
 
 
+def test_kv_per_gpu_stops_shrinking_at_the_kv_head_count():
+    """vLLM's get_num_kv_heads: max(1, kv_heads // tp); past tp = kv_heads each GPU keeps one (copied) head."""
+    shape = kvcache.kv_shape(kvcache.REFERENCE_CONFIGS["Llama-3.1-8B"])
+    assert [kvcache.bytes_per_token(shape, tp) for tp in (1, 2, 4, 8, 16, 32)] == \
+        [131_072, 65_536, 32_768, 16_384, 16_384, 16_384]
+    assert kvcache.pool_tokens(2**30, shape, tp=2) == 2 * kvcache.pool_tokens(2**30, shape, tp=1)
+
+
+def test_reference_configs_carry_the_full_layer_shapes():
+    """llmkit.parallel needs the MLP width, vocabulary and tying too, not only the attention shape."""
+    for name, cfg in kvcache.REFERENCE_CONFIGS.items():
+        assert {"intermediate_size", "vocab_size", "tie_word_embeddings", "model_type"} <= cfg.keys(), name
+
+
 def test_head_dim_defaults_to_hidden_over_heads_and_dtype_override():
     cfg = {"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 256}
     shape = kvcache.kv_shape(cfg, dtype="float16")

@@ -1,0 +1,349 @@
+"""Tensor parallelism: what each GPU holds when a model is split ``tp`` ways, the rules the engines enforce,
+and a record of TP runs that a later run (on more GPUs) can be compared with.
+
+Tensor parallelism (Megatron-style, as vLLM and SGLang do it) splits every transformer layer:
+
+- attention: the q/k/v projection is column-parallel, so each GPU owns ``heads / tp`` query heads and
+  ``kv_heads / tp`` KV heads and runs attention for them alone; the output projection is row-parallel and
+  ends in an **all-reduce**;
+- MLP: gate and up projections are column-parallel (``intermediate_size / tp`` columns each), the down
+  projection row-parallel, and a second **all-reduce** ends the layer;
+- the embedding and the LM head are split by vocabulary (vLLM pads it to a multiple of 64 first); norms
+  are replicated.
+
+When ``tp`` exceeds the KV heads, each GPU keeps one KV head and ``tp / kv_heads`` GPUs hold copies of it
+(``QKVParallelLinear`` in vllm/model_executor/layers/linear.py, and SGLang's copy of it). Dense models
+only: mixture-of-experts layers split differently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from llmkit.kvcache import KVShape, bytes_per_token, dtype_bytes, gpu_budget_bytes, human, read_config
+
+VOCAB_PADDING = 64  # vLLM's DEFAULT_VOCAB_PADDING_SIZE: the vocabulary is padded to a multiple of it
+RESULTS_ENV = "LLMKIT_TP_RESULTS"  # a JSON file where notebook 11 adds its measurements
+# NVLink multicast (NVLS) off: on shared multi-GPU hosts (the course's 2-GPU machines) a program that
+# uses it can take every GPU of the host out of service. Engines started from Python inherit these.
+SAFE_MULTI_GPU_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+@dataclass(frozen=True)
+class TPShape:
+    """What per-GPU weights and KV cache depend on, read from a dense model's config."""
+
+    layers: int
+    hidden_size: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    tied_embeddings: bool
+    qk_norm: bool
+    qkv_bias: bool
+    dtype_bytes: int
+    o_bias: bool = False   # Llama-style attention_bias also gives o_proj a bias (Qwen2 biases q, k, v only)
+
+    @property
+    def kv(self) -> KVShape:
+        """The same model as llmkit.kvcache's KVShape (for bytes_per_token, pool_tokens, ...)."""
+        return KVShape(layers=self.layers, kv_heads=self.kv_heads, head_dim=self.head_dim,
+                       dtype_bytes=self.dtype_bytes, hidden_size=self.hidden_size, attention_heads=self.heads)
+
+
+def tp_shape(model: str | Path | dict, dtype: object | None = None) -> TPShape:
+    """The TPShape of a model (a folder, a hub id or a config dict); ``dtype`` overrides the config's."""
+    cfg = read_config(model)
+    cfg = cfg.get("text_config", cfg)
+    missing = [k for k in ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
+                           "vocab_size") if k not in cfg]
+    if missing:
+        raise ValueError(f"the config lacks {', '.join(missing)}: per-GPU weights need the full layer shapes")
+    heads = cfg["num_attention_heads"]
+    model_type = str(cfg.get("model_type", "")).lower()
+    return TPShape(layers=cfg["num_hidden_layers"], hidden_size=cfg["hidden_size"], heads=heads,
+                   kv_heads=cfg.get("num_key_value_heads") or heads,
+                   head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
+                   intermediate_size=cfg["intermediate_size"], vocab_size=cfg["vocab_size"],
+                   tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+                   qk_norm=model_type.startswith("qwen3"),
+                   qkv_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
+                   o_bias=bool(cfg.get("attention_bias", False)) and model_type != "qwen2",
+                   dtype_bytes=dtype_bytes(dtype or cfg.get("torch_dtype") or cfg.get("dtype") or "float32"))
+
+
+def kv_replicas(shape: TPShape | KVShape, tp: int) -> int:
+    """How many GPUs hold a copy of each KV head: ``tp / kv_heads`` when tp exceeds the KV heads, else 1."""
+    if tp < 1:
+        raise ValueError(f"tensor_parallel_size must be >= 1, got {tp}")
+    return tp // shape.kv_heads if tp > shape.kv_heads else 1
+
+
+def tp_problem(shape: TPShape, tp: int) -> str | None:
+    """Why vLLM refuses ``tensor_parallel_size=tp`` for this model (its own wording), or None if it accepts it."""
+    if tp < 1:
+        return f"tensor_parallel_size must be >= 1, got {tp}"
+    if shape.heads % tp:
+        return (f"Total number of attention heads ({shape.heads}) must be divisible by tensor parallel size "
+                f"({tp}).")
+    if tp >= shape.kv_heads and tp % shape.kv_heads:
+        return f"{tp} is not divisible by {shape.kv_heads} (tp must be a multiple of the KV heads to replicate them)"
+    if tp < shape.kv_heads and shape.kv_heads % tp:
+        return f"{shape.kv_heads} is not divisible by {tp} (the KV heads must split evenly)"
+    if shape.intermediate_size % tp:
+        return f"{shape.intermediate_size} is not divisible by {tp} (the MLP columns must split evenly)"
+    return None
+
+
+def _padded_vocab(shape: TPShape) -> int:
+    """The vocabulary vLLM allocates: padded up to a multiple of VOCAB_PADDING."""
+    return -(-shape.vocab_size // VOCAB_PADDING) * VOCAB_PADDING
+
+
+def _layer_params(shape: TPShape, q_heads: int, kv_heads: int, inter: int) -> int:
+    """Parameters of one decoder layer holding ``q_heads``/``kv_heads`` heads and ``inter`` MLP columns."""
+    h, d = shape.hidden_size, shape.head_dim
+    attn = h * q_heads * d + 2 * h * kv_heads * d + q_heads * d * h  # q, k, v, o
+    if shape.qkv_bias:
+        attn += (q_heads + 2 * kv_heads) * d
+    if shape.o_bias:
+        attn += h  # added after the all-reduce: every GPU holds all of it
+    norms = 2 * h + (2 * d if shape.qk_norm else 0)  # replicated on every GPU
+    return attn + 3 * h * inter + norms  # gate, up, down
+
+
+def param_count(shape: TPShape) -> int:
+    """Parameters of the whole model, as stored in its checkpoint."""
+    embeddings = shape.vocab_size * shape.hidden_size * (1 if shape.tied_embeddings else 2)
+    layer = _layer_params(shape, shape.heads, shape.kv_heads, shape.intermediate_size)
+    return embeddings + shape.layers * layer + shape.hidden_size
+
+
+def params_per_gpu(shape: TPShape, tp: int = 1) -> int:
+    """Parameters one GPU holds under tensor parallelism (vocabulary padded and split, norms replicated)."""
+    if problem := tp_problem(shape, tp):
+        raise ValueError(f"tensor_parallel_size={tp} is refused: {problem}")
+    vocab = _padded_vocab(shape) // tp
+    embeddings = vocab * shape.hidden_size * (1 if shape.tied_embeddings else 2)
+    kv = max(1, shape.kv_heads // tp)
+    layer = _layer_params(shape, shape.heads // tp, kv, shape.intermediate_size // tp)
+    return embeddings + shape.layers * layer + shape.hidden_size
+
+
+def weight_bytes_per_gpu(shape: TPShape, tp: int = 1) -> int:
+    """Weight bytes on one GPU: params_per_gpu × bytes per element."""
+    return params_per_gpu(shape, tp) * shape.dtype_bytes
+
+
+TP_COLUMNS = ("q heads/GPU", "KV heads/GPU", "KV copies", "weights/GPU", "weight bytes/GPU", "KV bytes/token/GPU",
+              "KV tokens/GiB/GPU", "KV tokens/GPU")
+
+
+def tp_rows(model: str | Path | dict, tps: Sequence[int] = (1, 2, 4, 8), gpu_bytes: int = 80 * 2**30,
+            utilization: float = 0.9) -> list[dict]:
+    """Per TP size: what vLLM says, heads, KV replicas, weights and KV per GPU, and KV tokens per GPU.
+
+    "KV tokens/GPU" is vLLM's GPU rule with activations left out: utilization × gpu_bytes − weights/GPU,
+    divided by the KV bytes one token needs on one GPU.
+    """
+    shape = model if isinstance(model, TPShape) else tp_shape(model)
+    rows = []
+    for tp in tps:
+        problem = tp_problem(shape, tp)
+        row: dict[str, Any] = {"tp": tp, "vLLM": "refused" if problem else "ok", "why": problem or ""}
+        row.update(dict.fromkeys(TP_COLUMNS, "—"))
+        if not problem:
+            weights = weight_bytes_per_gpu(shape, tp)
+            per_token = bytes_per_token(shape.kv, tp)
+            row.update({"q heads/GPU": shape.heads // tp, "KV heads/GPU": max(1, shape.kv_heads // tp),
+                        "KV copies": kv_replicas(shape, tp), "weights/GPU": human(weights),
+                        "weight bytes/GPU": weights, "KV bytes/token/GPU": per_token,
+                        "KV tokens/GiB/GPU": 2**30 // per_token,
+                        "KV tokens/GPU": max(0, gpu_budget_bytes(gpu_bytes, utilization, weights, 0)) // per_token})
+        rows.append(row)
+    return rows
+
+
+def plot_tp(tables: Mapping[str, Sequence[Mapping[str, Any]]]):
+    """Bar charts per model: weights per GPU and KV bytes per token per GPU against the TP size; the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(tables), 2, figsize=(10, 2.8 * len(tables)), squeeze=False)
+    for (name, rows), (left, right) in zip(tables.items(), axes):
+        labels = [f"TP={r['tp']}" for r in rows]
+        ok = [r["vLLM"] == "ok" for r in rows]
+        weights = [r["weight bytes/GPU"] / 2**20 if good else 0 for r, good in zip(rows, ok)]
+        kv = [r["KV bytes/token/GPU"] / 2**10 if good else 0 for r, good in zip(rows, ok)]
+        for ax, values, unit, color in ((left, weights, "MiB", "#4c72b0"), (right, kv, "KiB", "#55a868")):
+            bars = ax.bar(labels, values, color=[color if good else "#cccccc" for good in ok])
+            for bar, good, value in zip(bars, ok, values):
+                ax.annotate(f"{value:,.1f}" if good else "refused", (bar.get_x() + bar.get_width() / 2, value),
+                            ha="center", va="bottom", fontsize=8)
+            ax.set_ylabel(unit)
+        left.set_title(f"{name}: weights per GPU")
+        right.set_title(f"{name}: KV cache per token per GPU")
+    fig.tight_layout()
+    return fig
+
+
+def vllm_refusal(model: str, tp: int) -> str | None:
+    """vLLM's own verdict on ``tensor_parallel_size=tp`` for ``model``: its config error, or None.
+
+    Builds only vLLM's configuration (no weights, no GPUs needed); ``distributed_executor_backend="mp"``
+    keeps it from checking how many GPUs this machine has, so only the model's rules are tested.
+    """
+    from vllm.engine.arg_utils import EngineArgs
+
+    try:
+        EngineArgs(model=model, tensor_parallel_size=tp, enforce_eager=True,
+                   distributed_executor_backend="mp" if tp > 1 else None).create_engine_config()
+    except Exception as err:  # pydantic wraps the ValueError of the check
+        text = str(err)
+        return text.split("Value error, ", 1)[1].split(" [type=", 1)[0] if "Value error, " in text else text
+    return None
+
+
+def tp_unavailable(tp: int, engine: str = "vllm") -> str | None:
+    """Why a ``tp``-GPU run of ``engine`` ("vllm" or "sglang") cannot happen here, in one line; None if it can."""
+    from llmkit.models import gpu_count
+
+    if engine == "sglang":
+        from llmkit.system import sglang_server_unavailable
+
+        if why := sglang_server_unavailable():
+            return why
+    elif engine != "vllm":
+        raise ValueError(f"engine must be 'vllm' or 'sglang', got {engine!r}")
+    if tp > 1 and gpu_count() < tp:
+        return f"tensor parallelism over {tp} GPUs needs {tp} NVIDIA GPUs; this machine has {gpu_count()}"
+    return None
+
+
+def safe_multi_gpu_env(environ: dict | None = None) -> dict[str, str]:
+    """Turn NVLink multicast off for engines started from this process (values already set are kept)."""
+    env = os.environ if environ is None else environ
+    for key, value in SAFE_MULTI_GPU_ENV.items():
+        env.setdefault(key, value)
+    return {key: env[key] for key in SAFE_MULTI_GPU_ENV}
+
+
+def device_name() -> str:
+    """The accelerator the runs use: "2 × NVIDIA H200" or "CPU (2 cores)"."""
+    from llmkit.system import gpus
+
+    found = gpus()
+    return f"{len(found)} × {found[0][0]}" if found else f"CPU ({os.cpu_count()} cores)"
+
+
+def offline_throughput(llm, prompts: Sequence[str], max_tokens: int = 64, warmup: bool = True) -> dict:
+    """Generate ``max_tokens`` per prompt (``ignore_eos``) with a ``vllm.LLM``; output tokens per second."""
+    from vllm import SamplingParams
+
+    if warmup:
+        llm.generate(list(prompts[:1]), SamplingParams(max_tokens=4), use_tqdm=False)
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.8, ignore_eos=True, seed=0)
+    t0 = time.perf_counter()
+    outputs = llm.generate(list(prompts), params, use_tqdm=False)
+    seconds = time.perf_counter() - t0
+    tokens = sum(len(c.token_ids) for out in outputs for c in out.outputs)
+    return {"requests": len(prompts), "output_tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
+
+
+def server_throughput(server, prompt: str, n: int = 16, max_tokens: int = 64, warmup: bool = True) -> dict:
+    """Send ``n`` /v1/completions requests at once (``ignore_eos``); output tokens per second."""
+    from llmkit.clients import openai_completion, served_model
+
+    model = served_model(server)
+    ask = lambda k: openai_completion(server, prompt, model=model, max_tokens=k, temperature=0.8,  # noqa: E731
+                                      ignore_eos=True)
+    if warmup:
+        ask(4)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(n) as pool:
+        gens = list(pool.map(lambda _: ask(max_tokens), range(n)))
+    seconds = time.perf_counter() - t0
+    tokens = sum((g.usage or {}).get("completion_tokens") or 0 for g in gens)
+    return {"requests": n, "output_tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
+
+
+def kv_tokens_from_server_info(info: Any) -> int | None:
+    """SGLang's KV pool size in tokens (``max_total_num_tokens``) from its server-info JSON, wherever it sits."""
+    if isinstance(info, Mapping):
+        if isinstance(info.get("max_total_num_tokens"), int):
+            return info["max_total_num_tokens"]
+        values = info.values()
+    elif isinstance(info, (list, tuple)):
+        values = info
+    else:
+        return None
+    for value in values:
+        if (found := kv_tokens_from_server_info(value)) is not None:
+            return found
+    return None
+
+
+def sglang_kv_tokens(server) -> int | None:
+    """Ask a running SGLang server how many tokens its KV pool holds (per GPU); None if it does not say."""
+    from llmkit.clients import ServerError, get_json
+
+    for path in ("/get_server_info", "/server_info"):
+        try:
+            found = kv_tokens_from_server_info(get_json(server, path))
+        except ServerError:
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def result_row(engine: str, tp: int, *, model: str, startup_s: float, kv_tokens: int | None,
+               tokens_per_s: float | None, predicted_kv_tokens: int | None = None, device: str | None = None) -> dict:
+    """One measured run, in the shape save_results keeps and compare_to_tp1 reads."""
+    name = Path(model).name if Path(model).is_absolute() else model
+    return {"engine": engine, "tp": tp, "model": name, "device": device or device_name(),
+            "startup_s": round(startup_s, 1), "kv_tokens": kv_tokens, "predicted_kv_tokens": predicted_kv_tokens,
+            "tokens_per_s": None if tokens_per_s is None else round(tokens_per_s, 1),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def compare_to_tp1(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Each row with its KV tokens, throughput and start-up as multiples of the TP=1 run of the same engine and
+    model (from the same device where there is one)."""
+    out = []
+    for row in rows:
+        base = [r for r in rows if r["tp"] == 1 and r["engine"] == row["engine"] and r["model"] == row["model"]]
+        base.sort(key=lambda r: r.get("device") != row.get("device"))
+        ratios = {}
+        for key, label in (("kv_tokens", "KV tokens × TP=1"), ("tokens_per_s", "tokens/s × TP=1"),
+                           ("startup_s", "start-up × TP=1")):
+            mine, ref = row.get(key), base[0].get(key) if base else None
+            ratios[label] = round(mine / ref, 2) if mine and ref else None
+        out.append({**row, **ratios})
+    return out
+
+
+def load_results(path: str | Path) -> list[dict]:
+    """The runs saved in a results file (an empty list if there is none yet)."""
+    path = Path(path).expanduser()
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def save_results(rows: Sequence[Mapping[str, Any]], path: str | Path) -> list[dict]:
+    """Add ``rows`` to the JSON file at ``path`` (a run replaces an earlier one of the same engine, TP size, model
+    and device) and return everything the file now holds."""
+    path = Path(path).expanduser()
+    key = lambda r: (r["engine"], r["tp"], r["model"], r.get("device"))  # noqa: E731
+    merged = {key(r): dict(r) for r in load_results(path)}
+    merged.update({key(r): dict(r) for r in rows})
+    everything = sorted(merged.values(), key=lambda r: (r["engine"], r["model"], r["tp"], str(r.get("device"))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(everything, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return everything
