@@ -958,6 +958,7 @@ def suite(engines: Sequence[str], model: str, out: str | Path, *, concurrencies:
                     w = Workload(16 if bs > 1 else 2, workload.input_len, decode_len if bs == 1 else 128)
                     entry[f"offline_bs{bs}"] = run_offline("transformers", model, w, batch_size=bs)
                     log(f"   batch {bs}: {entry[f'offline_bs{bs}']['output_tokens_per_s']:.0f} tok/s")
+                    save(out, record)
                 continue
             if offline:
                 entry["offline"] = run_offline(engine, model, workload)

@@ -37,9 +37,10 @@ def processed_llm(tiny_poet_dir):
     close_llm(engine)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_server(tiny_poet_dir):
-    """vLLM's own OpenAI-compatible server on tiny-poet, shared by the client and benchmark tests."""
+    """vLLM's own OpenAI-compatible server on tiny-poet, one per test module that asks for it (modules such as
+    test_servers.py check that no server of theirs is left running, so none may outlive its module)."""
     pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
     from llmkit.servers import start_vllm_server
 

@@ -314,3 +314,16 @@ def test_vllm_cli_shim_runs_vllms_own_cli():
     pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
     out = subprocess.run([*bench.vllm_cli(), "bench", "serve", "--help"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "usage: vllm bench serve" in out.stdout
+
+
+def test_suite_records_every_engine_it_ran(tiny_poet_dir, tmp_path):
+    """The suite writes its record as it goes: the last engine's results and the model's dtype are in the file."""
+    out = tmp_path / "record.json"
+    bench.suite(["transformers"], str(tiny_poet_dir), out, workload=bench.Workload(2, 4, 8), decode_len=8,
+                log=lambda m: None)
+    record = json.loads(out.read_text())
+    runs = record["engines"]["transformers"]
+    assert runs["offline_bs1"]["output_tokens"] == 2 * 8 and runs["offline_bs16"]["batch_size"] == 16
+    assert (record["model_shape"].get("dtype") or record["model_shape"].get("torch_dtype")) == "bfloat16"
+    assert record["environment"]["date"] and record["bandwidth"]["measured"] > 0
+    assert "transformers" in bench.summary_table(record).index
