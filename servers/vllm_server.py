@@ -566,6 +566,11 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the engine is always shut down (uvicorn handles both while it
     # serves, drains in-flight requests, then re-raises the signal, which lands here).
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # A program started from a background job (`cmd &` in a script, nohup, some CI runners) inherits
+    # SIGINT as *ignored*; uvicorn would then restore "ignored" and the engine would not be shut down by
+    # the usual path. Ctrl-C (SIGINT to the group) stops the server whoever started it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         if args.model is None:
