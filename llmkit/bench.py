@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from llmkit.kvcache import bytes_per_token, dtype_bytes, kv_shape, read_config
+from llmkit.kvcache import REFERENCE_CONFIGS, bytes_per_token, dtype_bytes, kv_shape, read_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "docs" / "bench-results"
@@ -68,10 +68,8 @@ GPU_SPECS: list[tuple[str, float, float]] = [
 ]
 
 
-# Qwen/Qwen3-0.6B's published config (the parts the roofline needs), to reason about it without a download.
-QWEN3_0_6B = {"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
-              "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
-              "tie_word_embeddings": True, "torch_dtype": "bfloat16"}
+# Qwen/Qwen3-0.6B's published config (llmkit.kvcache's reference copy), to reason about it without a download.
+QWEN3_0_6B = REFERENCE_CONFIGS["Qwen3-0.6B"]
 
 
 # --------------------------------------------------------------------------------------------------

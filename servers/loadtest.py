@@ -35,17 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests  # noqa: E402
 
+from llmkit.bench import percentile  # noqa: E402  (one definition: linear interpolation, as numpy)
+
 NOTE_PROMPT = "写一首七言绝句"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation."""
-    if not values:
-        return float("nan")
-    data = sorted(values)
-    k = (len(data) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (k - lo)
 
 
 def note_request(url: str, prompt: str, max_tokens: int) -> Callable[[requests.Session], int]:
