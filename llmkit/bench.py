@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from llmkit.kvcache import REFERENCE_CONFIGS, bytes_per_token, dtype_bytes, kv_shape, read_config
+from llmkit.config import dtype_bytes, model_shape, read_config
+from llmkit.kvcache import REFERENCE_CONFIGS, bytes_per_token
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "docs" / "bench-results"
@@ -247,7 +248,7 @@ def run_offline(engine: str, model: str | None = None, workload: Workload = Work
     if engine not in ("vllm", "sglang", "transformers"):
         raise ValueError(f"engine must be vllm, sglang or transformers, got {engine!r}")
     if python is None and engine == "sglang":
-        from llmkit.servers import sglang_python
+        from llmkit.lifecycle import sglang_python
 
         python = sglang_python()
     model = model or default_model()
@@ -611,7 +612,7 @@ def sglang_bench_serving_args(base_url: str, model: str, workload: Workload, con
 def run_sglang_bench_serving(server: Any, workload: Workload, concurrency: int, *, model: str | None = None,
                              python: str | None = None, timeout: float = 1800) -> dict:
     """Run SGLang's own ``sglang.bench_serving`` against ``server`` and return its last result line."""
-    from llmkit.servers import sglang_python
+    from llmkit.lifecycle import sglang_python
 
     url, served, _ = _server_target(server, model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -641,14 +642,14 @@ def parameter_count(config: str | Path | dict) -> dict:
     Returns the total and its parts: the embedding table, the LM head (0 when tied to the embedding),
     and everything in the layers.
     """
-    from llmkit.parallel import param_count, tp_shape
+    from llmkit.config import param_count
 
     cfg = read_config(config)
     cfg = cfg.get("text_config", cfg)
     if any(k in cfg for k in ("num_experts", "num_local_experts", "n_routed_experts")):
         raise ValueError("mixture-of-experts models read only their active experts per token; "
                          "parameter_count covers dense models only")
-    shape = tp_shape(cfg)
+    shape = model_shape(cfg)
     total = param_count(shape)
     embed = shape.vocab_size * shape.hidden_size
     head = 0 if shape.tied_embeddings else embed
@@ -683,7 +684,7 @@ def roofline(config: str | Path | dict, bandwidth: float, context_len: int = 0, 
     if batch < 1 or context_len < 0:
         raise ValueError("batch must be >= 1 and context_len >= 0")
     weights = weight_bytes_read(config, dtype)
-    kv = bytes_per_token(kv_shape(config, dtype)) * context_len
+    kv = bytes_per_token(model_shape(config, dtype)) * context_len
     step_bytes = weights + batch * kv
     memory_bound = batch * bandwidth / step_bytes
     out = {"bandwidth": bandwidth, "batch": batch, "context_len": context_len, "weight_bytes": weights,
@@ -736,7 +737,7 @@ def _engine_version(engine: str) -> str | None:
     if found or engine != "sglang":
         return found
     try:
-        from llmkit.servers import sglang_python
+        from llmkit.lifecycle import sglang_python
 
         out = subprocess.run([sglang_python(), "-c", "import sglang; print(sglang.__version__)"],
                              capture_output=True, text=True, timeout=120)
@@ -932,7 +933,7 @@ def suite(engines: Sequence[str], model: str, out: str | Path, *, concurrencies:
           workload: Workload = Workload(256, 128, 256), decode_len: int = 512, validate_at: int = 64,
           validate_repeats: int = 3, offline: bool = True, log: Callable[[str], None] = print) -> dict:
     """Everything notebook 10 shows, at full size, for each engine in turn; written to ``out`` as it goes."""
-    from llmkit.servers import start_sglang_server, start_vllm_server
+    from llmkit.lifecycle import start_sglang_server, start_vllm_server
 
     cfg = read_config(model)
     record: dict[str, Any] = {"environment": environment(), "model": model, "model_shape": {

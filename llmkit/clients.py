@@ -6,7 +6,7 @@
   ``from_openai`` / ``from_openai_stream`` to normalize what it returns;
 - SGLang's native ``/generate``: ``sglang_generate``, ``from_sglang``.
 
-``server`` is a base URL (``http://127.0.0.1:8000``) or a handle from ``llmkit.servers`` (then its API
+``server`` is a base URL (``http://127.0.0.1:8000``) or a handle from ``llmkit.lifecycle`` (then its API
 key is sent, and a dead server is reported as ``ServerDied`` with its log tail). An error answer is
 raised as ``ServerError`` with the HTTP status and the server's own message.
 """

@@ -241,9 +241,10 @@ def _ex_01_3(answer: Any) -> str:
 
 def _llama_shape():
     """The KV shape of Llama-3.1-8B (bf16) from llmkit's reference configs."""
-    from llmkit.kvcache import REFERENCE_CONFIGS, kv_shape
+    from llmkit.config import model_shape
+    from llmkit.kvcache import REFERENCE_CONFIGS
 
-    return kv_shape(REFERENCE_CONFIGS["Llama-3.1-8B"])
+    return model_shape(REFERENCE_CONFIGS["Llama-3.1-8B"])
 
 
 @exercise("02.1", "tokens per GiB (a number), or a pair: (per GiB, per GiB per GPU with tensor_parallel_size=2)")
@@ -256,7 +257,7 @@ def _ex_02_1(answer: Any) -> str:
     pair = isinstance(answer, (list, tuple))
     first = _number(answer[0] if pair else answer)
     if first != one:
-        if first == 2**30 // (2 * shape.layers * shape.attention_heads * shape.head_dim * shape.dtype_bytes):
+        if first == 2**30 // (2 * shape.layers * shape.heads * shape.head_dim * shape.dtype_bytes):
             raise Hint("you counted all 32 attention heads. Llama-3.1-8B uses grouped-query attention: "
                        "which heads does the KV cache store?")
         if first == 2**30 // (shape.layers * shape.kv_heads * shape.head_dim * shape.dtype_bytes):
@@ -950,9 +951,9 @@ def _tp_sizes(answer: Any) -> set[int]:
 
 def _gqa_24_8():
     """The 24-query-head, 8-KV-head attention of exercise 11.1 (an MLP that splits any way)."""
-    from llmkit.parallel import tp_shape
+    from llmkit.config import model_shape
 
-    return tp_shape({"num_hidden_layers": 28, "hidden_size": 3072, "num_attention_heads": 24,
+    return model_shape({"num_hidden_layers": 28, "hidden_size": 3072, "num_attention_heads": 24,
                      "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 24 * 8 * 64,
                      "vocab_size": 128 * 1024, "torch_dtype": "bfloat16"})
 
@@ -1027,7 +1028,6 @@ def _ex_11_3(answer: Any, budget: Any = None, shape: Any = None, block_size: int
     from llmkit.kvcache import kv_heads_per_gpu, pool_tokens
 
     budget, shape = _need("budget", budget), _need("shape", shape)
-    shape = getattr(shape, "kv", shape)  # a TPShape or a KVShape
     expected, single = pool_tokens(budget, shape, block_size, tp=2), pool_tokens(budget, shape, block_size, tp=1)
     value = _number(answer)
     if value == expected:

@@ -11,72 +11,24 @@ among all running requests; ``max_num_seqs`` only caps how many run at once.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "fp8": 1,
-               "fp8_e4m3": 1, "fp8_e5m2": 1, "int8": 1}
+from llmkit.config import ModelShape, model_shape
 
-
-@dataclass(frozen=True)
-class KVShape:
-    """What the KV cache size depends on, read from a model's config."""
-
-    layers: int
-    kv_heads: int
-    head_dim: int
-    dtype_bytes: int
-    hidden_size: int
-    attention_heads: int
-
-
-def read_config(model: str | Path | dict) -> dict:
-    """A model's config as a dict: from a dict, a local folder's config.json, or the hub (transformers)."""
-    if isinstance(model, dict):
-        return model
-    path = Path(model).expanduser()
-    if (path / "config.json").is_file():
-        return json.loads((path / "config.json").read_text(encoding="utf-8"))
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(str(model)).to_dict()
-
-
-def dtype_bytes(dtype: object) -> int:
-    """Bytes per element of a dtype given as a string ("bfloat16") or a torch dtype."""
-    name = str(dtype).replace("torch.", "")
-    if name not in DTYPE_BYTES:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPE_BYTES)}")
-    return DTYPE_BYTES[name]
-
-
-def kv_shape(model: str | Path | dict, dtype: object | None = None) -> KVShape:
-    """The KV shape of a model; ``dtype`` overrides the config's dtype (e.g. the engine's KV dtype)."""
-    cfg = read_config(model)
-    cfg = cfg.get("text_config", cfg)  # multimodal configs nest the language model
-    heads = cfg["num_attention_heads"]
-    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
-    dt = dtype or cfg.get("torch_dtype") or cfg.get("dtype") or "float32"
-    return KVShape(layers=cfg["num_hidden_layers"], kv_heads=cfg.get("num_key_value_heads") or heads,
-                   head_dim=head_dim, dtype_bytes=dtype_bytes(dt), hidden_size=cfg["hidden_size"],
-                   attention_heads=heads)
-
-
-def kv_heads_per_gpu(shape: KVShape, tp: int = 1) -> int:
+def kv_heads_per_gpu(shape: ModelShape, tp: int = 1) -> int:
     """KV heads each GPU holds under tensor parallelism (replicated when tp exceeds the head count)."""
     if tp < 1:
         raise ValueError(f"tensor_parallel_size must be >= 1, got {tp}")
     return max(1, shape.kv_heads // tp)
 
 
-def bytes_per_token(shape: KVShape, tp: int = 1) -> int:
+def bytes_per_token(shape: ModelShape, tp: int = 1) -> int:
     """KV-cache bytes one token needs on one GPU: 2 × layers × kv_heads/tp × head_dim × dtype bytes."""
     return 2 * shape.layers * kv_heads_per_gpu(shape, tp) * shape.head_dim * shape.dtype_bytes
 
 
-def pool_tokens(budget_bytes: int, shape: KVShape, block_size: int = 16, tp: int = 1) -> int:
+def pool_tokens(budget_bytes: int, shape: ModelShape, block_size: int = 16, tp: int = 1) -> int:
     """Tokens a KV budget holds once cut into whole blocks of ``block_size`` tokens."""
     blocks = budget_bytes // (block_size * bytes_per_token(shape, tp))
     return blocks * block_size
@@ -93,7 +45,7 @@ def gpu_budget_bytes(total_bytes: int, utilization: float, weights_bytes: int, a
     return int(total_bytes * utilization) - weights_bytes - activation_bytes - other_bytes
 
 
-def max_model_len_fits(budget_bytes: int, shape: KVShape, max_model_len: int, block_size: int = 16,
+def max_model_len_fits(budget_bytes: int, shape: ModelShape, max_model_len: int, block_size: int = 16,
                        tp: int = 1) -> bool:
     """Whether one request of ``max_model_len`` tokens fits the pool (vLLM refuses to start otherwise)."""
     return pool_tokens(budget_bytes, shape, block_size, tp) >= math.ceil(max_model_len / block_size) * block_size
@@ -140,7 +92,7 @@ def comparison_rows(models: dict[str, dict | str | Path], max_model_len: int = 4
     """Per model: KV bytes per token, one full-length request, and the note's formula for comparison."""
     rows = []
     for name, cfg in models.items():
-        s = kv_shape(cfg)
+        s = model_shape(cfg)
         per_tok = bytes_per_token(s)
         rows.append({"model": name, "layers": s.layers, "kv_heads": s.kv_heads, "head_dim": s.head_dim,
                      "bytes/token": per_tok, "per token": human(per_tok),

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from llmkit.kvcache import KVShape, bytes_per_token, dtype_bytes, gpu_budget_bytes, human, read_config
+from llmkit.config import ModelShape, layer_params, model_shape, param_count
+from llmkit.kvcache import bytes_per_token, gpu_budget_bytes, human
 
 VOCAB_PADDING = 64  # vLLM's DEFAULT_VOCAB_PADDING_SIZE: the vocabulary is padded to a multiple of it
 RESULTS_ENV = "LLMKIT_TP_RESULTS"  # a JSON file where notebook 11 adds its measurements
@@ -35,59 +36,14 @@ RESULTS_ENV = "LLMKIT_TP_RESULTS"  # a JSON file where notebook 11 adds its meas
 SAFE_MULTI_GPU_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 
-@dataclass(frozen=True)
-class TPShape:
-    """What per-GPU weights and KV cache depend on, read from a dense model's config."""
-
-    layers: int
-    hidden_size: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate_size: int
-    vocab_size: int
-    tied_embeddings: bool
-    qk_norm: bool
-    qkv_bias: bool
-    dtype_bytes: int
-    o_bias: bool = False   # Llama-style attention_bias also gives o_proj a bias (Qwen2 biases q, k, v only)
-
-    @property
-    def kv(self) -> KVShape:
-        """The same model as llmkit.kvcache's KVShape (for bytes_per_token, pool_tokens, ...)."""
-        return KVShape(layers=self.layers, kv_heads=self.kv_heads, head_dim=self.head_dim,
-                       dtype_bytes=self.dtype_bytes, hidden_size=self.hidden_size, attention_heads=self.heads)
-
-
-def tp_shape(model: str | Path | dict, dtype: object | None = None) -> TPShape:
-    """The TPShape of a model (a folder, a hub id or a config dict); ``dtype`` overrides the config's."""
-    cfg = read_config(model)
-    cfg = cfg.get("text_config", cfg)
-    missing = [k for k in ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
-                           "vocab_size") if k not in cfg]
-    if missing:
-        raise ValueError(f"the config lacks {', '.join(missing)}: per-GPU weights need the full layer shapes")
-    heads = cfg["num_attention_heads"]
-    model_type = str(cfg.get("model_type", "")).lower()
-    return TPShape(layers=cfg["num_hidden_layers"], hidden_size=cfg["hidden_size"], heads=heads,
-                   kv_heads=cfg.get("num_key_value_heads") or heads,
-                   head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
-                   intermediate_size=cfg["intermediate_size"], vocab_size=cfg["vocab_size"],
-                   tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-                   qk_norm=model_type.startswith("qwen3"),
-                   qkv_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
-                   o_bias=bool(cfg.get("attention_bias", False)) and model_type != "qwen2",
-                   dtype_bytes=dtype_bytes(dtype or cfg.get("torch_dtype") or cfg.get("dtype") or "float32"))
-
-
-def kv_replicas(shape: TPShape | KVShape, tp: int) -> int:
+def kv_replicas(shape: ModelShape, tp: int) -> int:
     """How many GPUs hold a copy of each KV head: ``tp / kv_heads`` when tp exceeds the KV heads, else 1."""
     if tp < 1:
         raise ValueError(f"tensor_parallel_size must be >= 1, got {tp}")
     return tp // shape.kv_heads if tp > shape.kv_heads else 1
 
 
-def tp_problem(shape: TPShape, tp: int) -> str | None:
+def tp_problem(shape: ModelShape, tp: int) -> str | None:
     """Why vLLM refuses ``tensor_parallel_size=tp`` for this model (its own wording), or None if it accepts it."""
     if tp < 1:
         return f"tensor_parallel_size must be >= 1, got {tp}"
@@ -98,47 +54,29 @@ def tp_problem(shape: TPShape, tp: int) -> str | None:
         return f"{tp} is not divisible by {shape.kv_heads} (tp must be a multiple of the KV heads to replicate them)"
     if tp < shape.kv_heads and shape.kv_heads % tp:
         return f"{shape.kv_heads} is not divisible by {tp} (the KV heads must split evenly)"
-    if shape.intermediate_size % tp:
+    if shape.intermediate_size is not None and shape.intermediate_size % tp:
         return f"{shape.intermediate_size} is not divisible by {tp} (the MLP columns must split evenly)"
     return None
 
 
-def _padded_vocab(shape: TPShape) -> int:
+def _padded_vocab(shape: ModelShape) -> int:
     """The vocabulary vLLM allocates: padded up to a multiple of VOCAB_PADDING."""
     return -(-shape.vocab_size // VOCAB_PADDING) * VOCAB_PADDING
 
 
-def _layer_params(shape: TPShape, q_heads: int, kv_heads: int, inter: int) -> int:
-    """Parameters of one decoder layer holding ``q_heads``/``kv_heads`` heads and ``inter`` MLP columns."""
-    h, d = shape.hidden_size, shape.head_dim
-    attn = h * q_heads * d + 2 * h * kv_heads * d + q_heads * d * h  # q, k, v, o
-    if shape.qkv_bias:
-        attn += (q_heads + 2 * kv_heads) * d
-    if shape.o_bias:
-        attn += h  # added after the all-reduce: every GPU holds all of it
-    norms = 2 * h + (2 * d if shape.qk_norm else 0)  # replicated on every GPU
-    return attn + 3 * h * inter + norms  # gate, up, down
-
-
-def param_count(shape: TPShape) -> int:
-    """Parameters of the whole model, as stored in its checkpoint."""
-    embeddings = shape.vocab_size * shape.hidden_size * (1 if shape.tied_embeddings else 2)
-    layer = _layer_params(shape, shape.heads, shape.kv_heads, shape.intermediate_size)
-    return embeddings + shape.layers * layer + shape.hidden_size
-
-
-def params_per_gpu(shape: TPShape, tp: int = 1) -> int:
+def params_per_gpu(shape: ModelShape, tp: int = 1) -> int:
     """Parameters one GPU holds under tensor parallelism (vocabulary padded and split, norms replicated)."""
+    shape.require_layers()
     if problem := tp_problem(shape, tp):
         raise ValueError(f"tensor_parallel_size={tp} is refused: {problem}")
     vocab = _padded_vocab(shape) // tp
     embeddings = vocab * shape.hidden_size * (1 if shape.tied_embeddings else 2)
     kv = max(1, shape.kv_heads // tp)
-    layer = _layer_params(shape, shape.heads // tp, kv, shape.intermediate_size // tp)
+    layer = layer_params(shape, shape.heads // tp, kv, shape.intermediate_size // tp)
     return embeddings + shape.layers * layer + shape.hidden_size
 
 
-def weight_bytes_per_gpu(shape: TPShape, tp: int = 1) -> int:
+def weight_bytes_per_gpu(shape: ModelShape, tp: int = 1) -> int:
     """Weight bytes on one GPU: params_per_gpu × bytes per element."""
     return params_per_gpu(shape, tp) * shape.dtype_bytes
 
@@ -154,7 +92,7 @@ def tp_rows(model: str | Path | dict, tps: Sequence[int] = (1, 2, 4, 8), gpu_byt
     "KV tokens/GPU" is vLLM's GPU rule with activations left out: utilization × gpu_bytes − weights/GPU,
     divided by the KV bytes one token needs on one GPU.
     """
-    shape = model if isinstance(model, TPShape) else tp_shape(model)
+    shape = model if isinstance(model, ModelShape) else model_shape(model)
     rows = []
     for tp in tps:
         problem = tp_problem(shape, tp)
@@ -162,7 +100,7 @@ def tp_rows(model: str | Path | dict, tps: Sequence[int] = (1, 2, 4, 8), gpu_byt
         row.update(dict.fromkeys(TP_COLUMNS, "—"))
         if not problem:
             weights = weight_bytes_per_gpu(shape, tp)
-            per_token = bytes_per_token(shape.kv, tp)
+            per_token = bytes_per_token(shape, tp)
             row.update({"q heads/GPU": shape.heads // tp, "KV heads/GPU": max(1, shape.kv_heads // tp),
                         "KV copies": kv_replicas(shape, tp), "weights/GPU": human(weights),
                         "weight bytes/GPU": weights, "KV bytes/token/GPU": per_token,

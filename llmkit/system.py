@@ -127,7 +127,7 @@ def sglang_server_unavailable() -> str | None:
     if gpu_count() == 0:
         return ("SGLang cannot run here: this machine has no NVIDIA GPU, and SGLang publishes no CPU "
                 "kernels. Run this notebook on a GPU machine (make lab there installs SGLang).")
-    from llmkit.servers import ServerUnavailable, sglang_python
+    from llmkit.lifecycle import ServerUnavailable, sglang_python
 
     try:
         sglang_python()

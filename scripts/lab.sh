@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8888}
+# The SGLang environment (GPU machines), for tests and notebooks that start SGLang from the vLLM side.
+[ -x .venv-sglang/bin/python ] && export LLMKIT_SGLANG_PYTHON=${LLMKIT_SGLANG_PYTHON:-$PWD/.venv-sglang/bin/python}
 echo
 echo "  Course: start with notebooks/00_setup_check.ipynb, then 01, 02, ... in order."
 echo "  Kernels: 'Python (vLLM course)' and 'Python (SGLang course)'; each notebook picks its own."

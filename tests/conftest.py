@@ -42,7 +42,7 @@ def vllm_server(tiny_poet_dir):
     """vLLM's own OpenAI-compatible server on tiny-poet, one per test module that asks for it (modules such as
     test_servers.py check that no server of theirs is left running, so none may outlive its module)."""
     pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
-    from llmkit.servers import start_vllm_server
+    from llmkit.lifecycle import start_vllm_server
 
     handle = start_vllm_server(str(tiny_poet_dir), timeout=300)
     yield handle

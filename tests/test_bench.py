@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from llmkit import bench
-from llmkit.kvcache import bytes_per_token, kv_shape
+from llmkit.config import model_shape
+from llmkit.kvcache import bytes_per_token
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, head_dim=16, vocab_size=300)
@@ -81,7 +82,7 @@ def test_weight_bytes_read_counts_the_tied_head_once_and_one_embedding_row_other
 def test_roofline_batch_one_and_batch_scaling():
     cfg = {**SMALL, "model_type": "qwen3", "tie_word_embeddings": True, "torch_dtype": "bfloat16"}
     w = bench.weight_bytes_read(cfg)
-    kv = bytes_per_token(kv_shape(cfg))
+    kv = bytes_per_token(model_shape(cfg))
     one = bench.roofline(cfg, 1e12)
     assert one["tokens_per_s"] == pytest.approx(1e12 / w)
     ctx = bench.roofline(cfg, 1e12, context_len=100, batch=8)
@@ -195,7 +196,7 @@ def test_serve_bench_rejects_bad_settings():
 
 
 def test_dead_server_is_a_clear_error():
-    from llmkit.servers import free_port
+    from llmkit.lifecycle import free_port
 
     with pytest.raises(ConnectionError, match="warm-up request"):
         bench.serve_bench(f"http://127.0.0.1:{free_port()}", [[1, 2, 3]], 4, model="m", progress=False)

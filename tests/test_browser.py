@@ -93,7 +93,7 @@ def running_lab(tmp: Path):
     that no process or port is left."""
     import psutil
 
-    from llmkit.servers import free_port
+    from llmkit.lifecycle import free_port
 
     port, token = free_port(), secrets.token_hex(16)
     log_path = ARTIFACTS / "browser-jupyterlab.log"

@@ -11,7 +11,7 @@ import pytest
 
 from llmkit import clients
 from llmkit.outputs import Generation
-from llmkit.servers import free_port
+from llmkit.lifecycle import free_port
 
 NOTE_PROMPT = "写一首七言绝句"
 AUTUMN_PROMPT = "写一首关于秋天的诗"

@@ -21,7 +21,7 @@ import pytest
 
 from llmkit.clients import from_sglang
 from llmkit.exercises import EXERCISES, Verdict, check, evaluate
-from llmkit.kvcache import kv_shape
+from llmkit.config import model_shape
 from llmkit.logprobs import distribution
 from llmkit.mapping import vllm_to_sglang
 from llmkit.sampling import preset
@@ -68,7 +68,7 @@ class ProcessedEngine:
 # A distribution at temperature 1 with probabilities 0.4, 0.25, 0.15, 0.1, 0.05, 0.05 (top 3 sum to 0.8).
 BASE = distribution({tid: lp(math.log(p), tid + 1) for tid, p in enumerate([0.4, 0.25, 0.15, 0.1, 0.05, 0.05])}, 0)
 # A KV shape of 4,096 bytes per token (float32) and a budget of 256 tokens of it.
-SHAPE = kv_shape({"num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+SHAPE = model_shape({"num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
                   "hidden_size": 256, "torch_dtype": "float32"})
 KV = {"budget": 256 * 4096, "shape": SHAPE, "block_size": 16}
 CHOSEN = [-0.1, -1.2, -0.5, -2.0]

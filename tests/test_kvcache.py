@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmkit import kvcache
+from llmkit.config import model_shape
 
 # Qwen3-0.6B's published shape: 28 layers, 16 query heads, 8 KV heads, head_dim 128, bf16.
 QWEN3_06B = {"num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
@@ -12,12 +13,12 @@ QWEN3_06B = {"num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_
 
 
 def test_bytes_per_token_qwen3_06b():
-    shape = kvcache.kv_shape(QWEN3_06B)
+    shape = model_shape(QWEN3_06B)
     assert kvcache.bytes_per_token(shape) == 2 * 28 * 8 * 128 * 2 == 114_688
 
 
 def test_tensor_parallel_divides_kv_heads():
-    shape = kvcache.kv_shape(QWEN3_06B)
+    shape = model_shape(QWEN3_06B)
     assert kvcache.bytes_per_token(shape, tp=2) == kvcache.bytes_per_token(shape) // 2
     assert kvcache.kv_heads_per_gpu(shape, tp=16) == 1      # more GPUs than KV heads: replicated
     with pytest.raises(ValueError):
@@ -26,7 +27,7 @@ def test_tensor_parallel_divides_kv_heads():
 
 def test_kv_per_gpu_stops_shrinking_at_the_kv_head_count():
     """vLLM's get_num_kv_heads: max(1, kv_heads // tp); past tp = kv_heads each GPU keeps one (copied) head."""
-    shape = kvcache.kv_shape(kvcache.REFERENCE_CONFIGS["Llama-3.1-8B"])
+    shape = model_shape(kvcache.REFERENCE_CONFIGS["Llama-3.1-8B"])
     assert [kvcache.bytes_per_token(shape, tp) for tp in (1, 2, 4, 8, 16, 32)] == \
         [131_072, 65_536, 32_768, 16_384, 16_384, 16_384]
     assert kvcache.pool_tokens(2**30, shape, tp=2) == 2 * kvcache.pool_tokens(2**30, shape, tp=1)
@@ -40,14 +41,14 @@ def test_reference_configs_carry_the_full_layer_shapes():
 
 def test_head_dim_defaults_to_hidden_over_heads_and_dtype_override():
     cfg = {"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 256}
-    shape = kvcache.kv_shape(cfg, dtype="float16")
+    shape = model_shape(cfg, dtype="float16")
     assert (shape.head_dim, shape.kv_heads, shape.dtype_bytes) == (64, 4, 2)
     with pytest.raises(ValueError, match="unknown dtype"):
-        kvcache.kv_shape(cfg, dtype="float13")
+        model_shape(cfg, dtype="float13")
 
 
 def test_pool_is_whole_blocks():
-    shape = kvcache.kv_shape(QWEN3_06B)
+    shape = model_shape(QWEN3_06B)
     per_block = 16 * kvcache.bytes_per_token(shape)
     assert kvcache.pool_tokens(10 * per_block + per_block - 1, shape) == 160
     assert kvcache.max_model_len_fits(10 * per_block, shape, 160)
@@ -55,7 +56,7 @@ def test_pool_is_whole_blocks():
 
 
 def test_note_formula_is_not_the_real_size():
-    shape = kvcache.kv_shape(QWEN3_06B)
+    shape = model_shape(QWEN3_06B)
     note = kvcache.note_formula_bytes(256, 4096, shape.hidden_size)
     real = 256 * 4096 * kvcache.bytes_per_token(shape)
     assert real / note == 112       # off by 2 × layers × kv_dim × bytes / hidden = 112×
@@ -74,7 +75,7 @@ def test_matches_the_running_engine_within_2_percent(llm, tiny_poet_dir):
     from llmkit.models import llm_kwargs
 
     cap = kvcache.engine_capacity(llm)
-    shape = kvcache.kv_shape(tiny_poet_dir, dtype=cap["kv_dtype"])
+    shape = model_shape(tiny_poet_dir, dtype=cap["kv_dtype"])
     budget = llm_kwargs().get("kv_cache_memory_bytes")
     if budget is None:
         pytest.skip("the KV budget was profiled (GPU), not set; notebook 02 covers that case")

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from llmkit import parallel
-from llmkit.kvcache import REFERENCE_CONFIGS, bytes_per_token, kv_shape
+from llmkit.config import ModelShape, model_shape
+from llmkit.kvcache import REFERENCE_CONFIGS, bytes_per_token
 
 TINY = {"model_type": "qwen3", "num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4,
         "num_key_value_heads": 2, "head_dim": 64, "intermediate_size": 768, "vocab_size": 3142,
@@ -20,7 +21,7 @@ GQA_24_8 = {"num_hidden_layers": 2, "hidden_size": 3072, "num_attention_heads": 
             "head_dim": 128, "intermediate_size": 24 * 512, "vocab_size": 1000, "torch_dtype": "bfloat16"}
 
 
-def replicated_params(shape: parallel.TPShape) -> int:
+def replicated_params(shape: ModelShape) -> int:
     """Parameters every GPU keeps whole: the norms (and Qwen3's q/k norms)."""
     return shape.layers * (2 * shape.hidden_size + (2 * shape.head_dim if shape.qk_norm else 0)) + shape.hidden_size
 
@@ -30,7 +31,7 @@ def replicated_params(shape: parallel.TPShape) -> int:
                                              ("Qwen2.5-72B", 72_706_203_648)])
 def test_param_count_matches_published_models(name, published):
     """The layer-by-layer count gives each model's published parameter count exactly."""
-    assert parallel.param_count(parallel.tp_shape(REFERENCE_CONFIGS[name])) == published
+    assert parallel.param_count(model_shape(REFERENCE_CONFIGS[name])) == published
 
 
 def test_param_count_matches_the_tiny_poet_checkpoint(tiny_poet_dir):
@@ -39,13 +40,13 @@ def test_param_count_matches_the_tiny_poet_checkpoint(tiny_poet_dir):
 
     with safe_open(str(tiny_poet_dir / "model.safetensors"), "np") as f:
         stored = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
-    assert parallel.param_count(parallel.tp_shape(tiny_poet_dir)) == stored == 3_952_896
+    assert parallel.param_count(model_shape(tiny_poet_dir)) == stored == 3_952_896
 
 
 def test_shards_add_up_to_the_whole_model():
     """Without KV replication, tp GPUs hold the (vocab-padded) model once plus tp copies of the norms."""
     for cfg in (REFERENCE_CONFIGS["Qwen3-0.6B"], REFERENCE_CONFIGS["Llama-3.1-8B"], TINY):
-        shape = parallel.tp_shape(cfg)
+        shape = model_shape(cfg)
         one = parallel.params_per_gpu(shape, 1)
         for tp in (2, 4, 8):
             if parallel.tp_problem(shape, tp) or tp > shape.kv_heads:
@@ -54,16 +55,16 @@ def test_shards_add_up_to_the_whole_model():
 
 
 def test_vocabulary_is_padded_to_64_and_tied_embeddings_count_once():
-    shape = parallel.tp_shape(TINY)
+    shape = model_shape(TINY)
     assert parallel.params_per_gpu(shape, 1) - parallel.param_count(shape) == (3200 - 3142) * 256
-    untied = parallel.tp_shape({**TINY, "tie_word_embeddings": False})
+    untied = model_shape({**TINY, "tie_word_embeddings": False})
     assert parallel.param_count(untied) - parallel.param_count(shape) == 3142 * 256
     assert parallel.weight_bytes_per_gpu(shape, 2) == 2 * parallel.params_per_gpu(shape, 2)  # bf16
 
 
 def test_replicated_kv_heads_keep_one_head_per_gpu():
     """tiny-poet at tp=4: 4 query heads → 1 per GPU, 2 KV heads → 1 per GPU, each held by 2 GPUs."""
-    shape = parallel.tp_shape(TINY)
+    shape = model_shape(TINY)
     assert parallel.kv_replicas(shape, 4) == 2 and parallel.kv_replicas(shape, 2) == 1
     h, d = shape.hidden_size, shape.head_dim
     # q and o shrink by 2 from tp=2 to tp=4; k and v stay at one head each; the MLP and vocabulary halve.
@@ -76,14 +77,14 @@ def test_replicated_kv_heads_keep_one_head_per_gpu():
 
 # ------------------------------------------------------------------------------------ vLLM's rules
 def test_tp_problem_follows_vllms_rules():
-    tiny, gqa = parallel.tp_shape(TINY), parallel.tp_shape(GQA_24_8)
+    tiny, gqa = model_shape(TINY), model_shape(GQA_24_8)
     assert parallel.tp_problem(tiny, 8) == ("Total number of attention heads (4) must be divisible by tensor "
                                             "parallel size (8).")
     assert [tp for tp in range(1, 9) if parallel.tp_problem(tiny, tp) is None] == [1, 2, 4]
     assert [tp for tp in range(1, 25) if parallel.tp_problem(gqa, tp) is None] == [1, 2, 4, 8, 24]
     assert "not divisible by 8" in parallel.tp_problem(gqa, 12)      # 12 GPUs cannot share 8 KV heads
     assert "8 is not divisible by 3" in parallel.tp_problem(gqa, 3)
-    odd_mlp = parallel.tp_shape({**GQA_24_8, "intermediate_size": 1004})
+    odd_mlp = model_shape({**GQA_24_8, "intermediate_size": 1004})
     assert "MLP" in parallel.tp_problem(odd_mlp, 8) and parallel.tp_problem(odd_mlp, 4) is None
     assert parallel.tp_problem(tiny, 0)
     with pytest.raises(ValueError, match="refused"):
@@ -93,7 +94,7 @@ def test_tp_problem_follows_vllms_rules():
 def test_vllm_itself_agrees_on_the_tiny_poet_model(tiny_poet_dir):
     """vLLM's config check refuses exactly the sizes llmkit refuses for the head count (no GPUs needed)."""
     pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
-    shape = parallel.tp_shape(tiny_poet_dir)
+    shape = model_shape(tiny_poet_dir)
     for tp in (2, 3, 4, 8):
         ours, theirs = parallel.tp_problem(shape, tp), parallel.vllm_refusal(str(tiny_poet_dir), tp)
         assert (ours is None) == (theirs is None), (tp, ours, theirs)
@@ -101,10 +102,12 @@ def test_vllm_itself_agrees_on_the_tiny_poet_model(tiny_poet_dir):
             assert theirs == ours
 
 
-def test_tp_shape_needs_full_layer_shapes():
+def test_parameter_counts_need_full_layer_shapes():
+    """A config without the MLP size still gives KV figures, but no per-GPU weights."""
+    partial = model_shape({k: v for k, v in TINY.items() if k != "intermediate_size"})
+    assert bytes_per_token(partial) == bytes_per_token(model_shape(TINY))
     with pytest.raises(ValueError, match="intermediate_size"):
-        parallel.tp_shape({k: v for k, v in TINY.items() if k != "intermediate_size"})
-    assert parallel.tp_shape(TINY).kv == kv_shape(TINY)
+        parallel.params_per_gpu(partial, 1)
 
 
 # ------------------------------------------------------------------------------------ tables and plots
@@ -123,7 +126,7 @@ def test_tp_rows_mark_refused_sizes():
     rows = parallel.tp_rows(TINY)
     assert [r["vLLM"] for r in rows] == ["ok", "ok", "ok", "refused"]
     assert rows[3]["why"].startswith("Total number of attention heads") and rows[3]["KV tokens/GPU"] == "—"
-    assert rows[1]["KV bytes/token/GPU"] == bytes_per_token(kv_shape(TINY), 2)
+    assert rows[1]["KV bytes/token/GPU"] == bytes_per_token(model_shape(TINY), 2)
 
 
 def test_plot_tp_draws_each_size_and_greys_refused_ones():

@@ -1,4 +1,4 @@
-"""llmkit.servers: launching, readiness, failure reports and clean-up, with real servers (no mocks).
+"""llmkit.lifecycle: launching, readiness, failure reports and clean-up, with real servers (no mocks).
 
 Server starts are the slow part on a 2-core CPU, so the module shares one note server for the
 handle tests and ends it with SIGKILL; two more start only as far as each test needs.
@@ -17,7 +17,7 @@ import time
 import pytest
 
 from llmkit import clients, gpu_count
-from llmkit.servers import (PortInUse, ServerDied, ServerNotReady, ServerStartError, ServerUnavailable, cli_flags,
+from llmkit.lifecycle import (PortInUse, ServerDied, ServerNotReady, ServerStartError, ServerUnavailable, cli_flags,
                             describe_exit, free_port, group_members, note_server_command, port_in_use,
                             running_servers, sglang_server_options, start_note_server, start_sglang_server,
                             start_vllm_server, vllm_server_command)
@@ -127,7 +127,7 @@ def test_parent_death_takes_the_server_down(tiny_poet_dir, tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
-        from llmkit.servers import start_note_server
+        from llmkit.lifecycle import start_note_server
         handle = start_note_server({str(tiny_poet_dir)!r}, wait=False)
         print(handle.pid, flush=True)
         time.sleep(600)

@@ -18,7 +18,7 @@ import requests
 pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
 
 from llmkit import clients  # noqa: E402
-from llmkit.servers import port_in_use, start_note_server  # noqa: E402
+from llmkit.lifecycle import port_in_use, start_note_server  # noqa: E402
 
 pytestmark = pytest.mark.engine
 NOTE_PROMPT = "写一首七言绝句"

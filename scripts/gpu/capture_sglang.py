@@ -4,7 +4,7 @@ Run on a GPU machine in the SGLang environment (the course's GPU run does this):
 
     python scripts/gpu/capture_sglang.py OUT_DIR
 
-It starts `python -m sglang.launch_server` on the course model through llmkit.servers, sends the
+It starts `python -m sglang.launch_server` on the course model through llmkit.lifecycle, sends the
 requests the course teaches (native /generate: single, batch, n=2, logprobs, streaming; /health;
 /get_model_info; OpenAI completions and chat; a bad request), and writes one JSON file per case to
 OUT_DIR together with the SGLang version. Copy them to tests/fixtures/sglang/ to re-record.
@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 
 from llmkit import default_model, sglang_kwargs
-from llmkit.servers import start_sglang_server
+from llmkit.lifecycle import start_sglang_server
 
 CHAT = "<|im_start|>user\n写一首关于秋天的诗<|im_end|>\n<|im_start|>assistant\n"
 

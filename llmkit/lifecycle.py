@@ -1,6 +1,6 @@
-"""Start the course's three servers from Python, wait until they are ready, and stop them for sure.
+"""Process lifecycle: start servers (and any child program) from Python, wait until ready, stop them for sure.
 
-    with start_note_server() as server:          # servers/vllm_server.py: the study note's /generate
+    with start_note_server() as server:          # the study note's /generate (llmkit.note_server)
         requests.post(server.url + "/generate", json={"prompt": "写一首七言绝句"})
     vllm = start_vllm_server()                    # vLLM's OpenAI-compatible server
     sglang = start_sglang_server()                # SGLang's server (needs an NVIDIA GPU)
@@ -24,6 +24,7 @@ Jupyter kernel restart, ``kill -9``): no engine process, and so no GPU memory, o
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shlex
 import signal
@@ -39,8 +40,6 @@ from typing import Any, Mapping, Sequence
 
 from llmkit.models import default_model, gpu_count, llm_kwargs, sglang_kwargs, small_machine
 
-SERVERS_DIR = Path(__file__).resolve().parent.parent / "servers"
-NOTE_SERVER = SERVERS_DIR / "vllm_server.py"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 300.0  # seconds to wait for /health; a first GPU start compiles kernels
 STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL
@@ -53,43 +52,10 @@ _LOG_DIR: Path | None = None
 
 # The watchdog: a tiny process in its own session that holds the read end of a pipe whose write end
 # only this Python process holds. When this process ends, in any way, the read returns EOF and the
-# watchdog ends the server's process group. (prctl's PR_SET_PDEATHSIG would need preexec_fn, which
-# is unsafe in a threaded Jupyter kernel, and it fires when the launching *thread* exits.)
-_WATCHDOG = r"""
-import os, signal, sys, time
-pgid, grace = int(sys.argv[1]), float(sys.argv[2])
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-sys.stdin.buffer.read()
-def alive():
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        try:
-            os.killpg(pgid, 0)
-            return True
-        except OSError:
-            return False
-    for pid in names:
-        if pid.isdigit():
-            try:
-                stat = open(f"/proc/{pid}/stat").read()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
-if alive():
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while alive() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if alive():
-            os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-"""
+# watchdog ends the server's process group (``python -m llmkit.lifecycle watch PGID``). prctl's
+# PR_SET_PDEATHSIG would need preexec_fn, which is unsafe in a threaded Jupyter kernel, and it fires
+# when the launching *thread* exits.
+WATCHDOG_GRACE = 15.0
 
 
 class ServerStartError(RuntimeError):
@@ -221,6 +187,45 @@ def cli_flags(options: Mapping[str, Any], negate_false: bool = True) -> list[str
     return flags
 
 
+def run_group(cmd: Sequence[str], timeout: float, env: Mapping[str, str] | None = None,
+              log: Path | None = None, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Run a program to completion in its own process group and return its exit code and output.
+
+    On a timeout, an exception or Ctrl-C the whole group (an engine's workers too) is ended: SIGTERM, a
+    grace period, then SIGKILL. Whatever the program left behind in its group is cleared on success too.
+    With ``log`` the output goes to that file (and is returned from it), otherwise it is captured.
+    """
+    out = open(log, "w", encoding="utf-8") if log else subprocess.PIPE
+    proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=cwd)
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    except BaseException:
+        _end_group(proc.pid, STOP_GRACE)
+        proc.wait()
+        raise
+    finally:
+        if log:
+            out.close()
+    _end_group(proc.pid, 0)
+    text = Path(log).read_text(encoding="utf-8", errors="replace") if log else stdout
+    return subprocess.CompletedProcess(proc.args, proc.returncode, text, "")
+
+
+def _end_group(pgid: int, grace: float) -> None:
+    """SIGTERM a process group, wait up to ``grace`` seconds for it to empty, then SIGKILL what is left."""
+    if not group_members(pgid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+    t_end = time.monotonic() + grace
+    while group_members(pgid) and time.monotonic() < t_end:
+        time.sleep(0.1)
+    if group_members(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
 # --------------------------------------------------------------------------------------------------
 # The handle
 # --------------------------------------------------------------------------------------------------
@@ -316,23 +321,7 @@ class ServerHandle:
 
     def stop(self, timeout: float = STOP_GRACE) -> int | None:
         """End the whole process group: SIGTERM, wait up to ``timeout`` s, then SIGKILL. Idempotent."""
-        pgid = self.pid
-        if group_members(pgid):
-            try:
-                os.killpg(pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            t_end = time.monotonic() + timeout
-            while time.monotonic() < t_end:
-                self.process.poll()  # reap the leader, so it does not linger as a zombie
-                if not group_members(pgid):
-                    break
-                time.sleep(0.1)
-            else:
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _end_group(self.pid, timeout)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -428,7 +417,8 @@ def _spawn(name: str, command: Sequence[str], port: int, host: str, env: Mapping
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=child_env, start_new_session=True)
     try:
-        dog = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, str(proc.pid), "15"], stdin=subprocess.PIPE,
+        dog = subprocess.Popen([sys.executable, "-m", "llmkit.lifecycle", "watch", str(proc.pid), str(WATCHDOG_GRACE)],
+                               stdin=subprocess.PIPE,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -466,9 +456,9 @@ def sglang_server_options(**server_args: Any) -> dict[str, Any]:
 
 def note_server_command(model: str, host: str = DEFAULT_HOST, port: int | str = "{port}",
                         python: str | None = None, **engine_args: Any) -> list[str]:
-    """The command line of servers/vllm_server.py (the study note's server)."""
-    return [python or sys.executable, str(NOTE_SERVER), "--model", model, "--host", host, "--port", str(port),
-            *cli_flags(vllm_server_options(**engine_args))]
+    """The command line of the study note's server (``servers/vllm_server.py`` runs the same module)."""
+    return [python or sys.executable, "-m", "llmkit.note_server", "--model", model, "--host", host,
+            "--port", str(port), *cli_flags(vllm_server_options(**engine_args))]
 
 
 def vllm_server_command(model: str, host: str = DEFAULT_HOST, port: int | str = "{port}",
@@ -485,27 +475,31 @@ def sglang_server_command(model: str, host: str = DEFAULT_HOST, port: int | str 
             "--port", str(port), *cli_flags(sglang_server_options(**server_args), negate_false=False)]
 
 
+SGLANG_PYTHON_ENV = "LLMKIT_SGLANG_PYTHON"
+
+
 def sglang_python() -> str:
-    """The interpreter that has SGLang: $LLMKIT_SGLANG_PYTHON, this one, else the course's ``.venv-sglang``."""
+    """The interpreter that has SGLang: this one if it has it, else ``$LLMKIT_SGLANG_PYTHON``.
+
+    vLLM and SGLang live in separate environments; ``make lab`` and ``make test`` set the variable to
+    the SGLang environment's interpreter, so a vLLM kernel can start SGLang servers.
+    """
     import importlib.util
 
-    if os.environ.get("LLMKIT_SGLANG_PYTHON"):
-        return os.environ["LLMKIT_SGLANG_PYTHON"]
     if importlib.util.find_spec("sglang") is not None:
         return sys.executable
-    other = SERVERS_DIR.parent / ".venv-sglang" / "bin" / "python"
-    if other.exists():
-        return str(other)
-    raise ServerUnavailable("SGLang is not installed here: run `make setup` on a machine with an NVIDIA GPU "
-                            "(it builds .venv-sglang), or pass python= pointing at an interpreter with sglang")
+    other = os.environ.get(SGLANG_PYTHON_ENV)
+    if other and Path(other).exists():
+        return other
+    raise ServerUnavailable(f"SGLang is not installed here: run `make setup` on a machine with an NVIDIA GPU "
+                            f"(it builds the SGLang environment and sets ${SGLANG_PYTHON_ENV}), or pass python= "
+                            f"pointing at an interpreter with sglang")
 
 
 def start_note_server(model: str | None = None, *, port: int | None = None, host: str = DEFAULT_HOST,
                       api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT, python: str | None = None,
                       wait: bool = True, **engine_args: Any) -> ServerHandle:
-    """Start servers/vllm_server.py (``POST /generate`` → ``{"results": [...]}``) and wait until ready."""
-    if not NOTE_SERVER.exists():
-        raise ServerUnavailable(f"{NOTE_SERVER} is missing: llmkit must be used from the course folder")
+    """Start the study note's server (``POST /generate`` → ``{"results": [...]}``) and wait until ready."""
     model = model or default_model()
     cmd = note_server_command(model, host, "{port}", python, **engine_args)
     env = {"LLMKIT_API_KEY": api_key} if api_key else {}
@@ -536,3 +530,17 @@ def start_sglang_server(model: str | None = None, *, port: int | None = None, ho
         server_args = {**server_args, "api_key": api_key}
     cmd = sglang_server_command(model, host, "{port}", python or sglang_python(), **server_args)
     return launch("sglang", cmd, port=port, host=host, timeout=timeout, api_key=api_key, model=model, wait=wait)
+
+
+def _watch(pgid: int, grace: float) -> None:
+    """The watchdog's body: wait for EOF on stdin (the launcher is gone), then end the process group."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the launcher, not this
+    sys.stdin.buffer.read()
+    _end_group(pgid, grace)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["watch"] and len(sys.argv) == 4:
+        _watch(int(sys.argv[2]), float(sys.argv[3]))
+    else:
+        sys.exit("usage: python -m llmkit.lifecycle watch PGID GRACE_SECONDS")

@@ -1,0 +1,593 @@
+"""The study note's custom vLLM server, made production-safe: FastAPI on vLLM's async engine.
+
+``servers/vllm_server.py`` (the note's own command) and ``python -m llmkit.note_server`` run this module.
+
+    python servers/vllm_server.py [--model MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
+                                  [any vLLM engine option: --max-model-len 1024 --enforce-eager ...]
+
+API (``GET /docs`` shows it; ``GET /openapi.json`` is the machine-readable schema):
+
+``POST /generate``
+    Body: ``{"prompt": "写一首七言绝句", "max_tokens": 64, "temperature": 0.8, "top_p": 0.95, "n": 2}``
+    Reply: ``{"results": ["...", "..."]}``, exactly the note's shape, one text per sample.
+    Optional fields: ``top_k``, ``repetition_penalty``, ``seed``, ``stop``, ``logprobs`` (adds a
+    ``"logprobs"`` field to the reply), ``details`` (adds ``"details"``: prompt_tokens, and per sample
+    finish_reasons, num_tokens and token_ids), ``chat`` (wrap the prompt in the model's chat template)
+    and ``stream`` (server-sent events: ``data: {"index", "text", "finish_reason"}`` lines, then
+    ``data: [DONE]``).
+``GET /health``
+    200 ``{"status": "ok"}`` when the engine can serve; 503 otherwise. Never needs the API key.
+``GET /info``
+    The served model and this server's limits (max_model_len, max_n, max_logprobs, vocab_size).
+
+Errors are JSON, ``{"error": {"message", "type", "param", "code"}}``, the shape vLLM's OpenAI server
+uses, and the server keeps serving:
+
+- 400: the body is not JSON or not an object; the prompt is longer than the model allows
+  (prompt tokens + max_tokens > max_model_len); the engine rejected the sampling parameters.
+- 401: ``--api-key`` is set and the ``Authorization: Bearer <key>`` header is missing or wrong.
+- 413: the body is larger than ``--max-body-bytes``.
+- 422: a field is missing, has the wrong type (types are strict: ``"0.5"`` is not a number, ``true``
+  and ``64.0`` are not integers) or is out of range, or the body has a field this server does not know. Unknown
+  fields are rejected rather than ignored, so a typo such as ``max_token`` cannot silently fall back
+  to a default.
+- 503: the engine has died; ``/health`` says so too.
+
+Concurrent requests are not serialized: each one is handed to the engine, whose scheduler batches
+them (continuous batching). The server binds 127.0.0.1 unless told otherwise, and shuts the engine
+down cleanly on SIGTERM or Ctrl-C. Engine options not given on the command line take the course's
+defaults for this machine (``llmkit.llm_kwargs()``: on CPU eager mode, a 1024-token context and a
+256 MiB KV cache), so the same command works on a laptop CPU and on a GPU.
+"""
+
+import argparse
+import asyncio
+import hmac
+import inspect
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import uuid
+from typing import Any, AsyncIterator, Optional, Union
+
+logger = logging.getLogger("vllm_server")
+
+MAX_N = 16  # samples per request; a cap keeps one request from occupying the whole batch
+MAX_STOP = 16  # stop strings per request
+MAX_BODY_BYTES = 1 << 20  # 1 MiB of JSON is far more than max_model_len tokens of any prompt
+SEED_MAX = 2**32 - 1  # exact in every JSON parser (doubles lose 2**63 - 1)
+TEMPERATURE_MAX = 2.0  # vLLM's own upper bound (it rejects higher values)
+
+
+# --------------------------------------------------------------------------------------------------
+# Request and response
+# --------------------------------------------------------------------------------------------------
+def _utf8(value):
+    """Reject strings that cannot be UTF-8 encoded (JSON may carry lone surrogates such as \\ud800)."""
+    for text in [value] if isinstance(value, str) else (value or []):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode (it holds a lone surrogate)") from exc
+    return value
+
+
+def make_request_model(max_model_len: int, max_n: int = MAX_N, max_logprobs: int = 20,
+                       vocab_size: Optional[int] = None):
+    """The pydantic model of the /generate body, with this engine's limits in its schema."""
+    from typing import Annotated
+
+    from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+    StopString = Annotated[str, Field(min_length=1, max_length=256)]
+
+    class GenerateRequest(BaseModel):
+        """Body of POST /generate: the study note's five fields, plus optional sampling controls."""
+
+        # strict: no silent coercion ("0.5" -> 0.5, true -> 1); forbid: unknown fields are errors;
+        # allow_inf_nan=False: Python's json accepts NaN and Infinity, vLLM must never see them.
+        model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+        prompt: str = Field(min_length=1, description="The text to continue (or, with chat=true, the user turn).")
+        max_tokens: int = Field(16, ge=1, le=max_model_len,
+                                description="Most tokens to generate per sample (vLLM's default is 16).")
+        temperature: float = Field(1.0, ge=0.0, le=TEMPERATURE_MAX, description="0 means greedy.")
+        top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling: keep the top tokens up to this mass.")
+        n: int = Field(1, ge=1, le=max_n, description="Samples per prompt.")
+        top_k: Optional[int] = Field(None, ge=-1, le=vocab_size,
+                                     description="Keep the k most likely tokens; 0 or -1 (or null) turns it off.")
+        repetition_penalty: float = Field(1.0, gt=0.0, le=10.0, description="1.0 is off; >1 discourages repeats.")
+        seed: Optional[int] = Field(None, ge=0, le=SEED_MAX, description="Per-request seed, for reproducible sampling.")
+        stop: Union[StopString, Annotated[list[StopString], Field(max_length=MAX_STOP)], None] = Field(
+            None, description="Stop string(s); generation ends before them.")
+        logprobs: Optional[int] = Field(None, ge=0, le=max_logprobs,
+                                        description="Return each sampled token's logprob and the top-k candidates.")
+        details: bool = Field(False, description="Add prompt_tokens, finish_reasons, num_tokens, token_ids.")
+        chat: bool = Field(False, description="Apply the model's chat template to the prompt (one user turn).")
+        stream: bool = Field(False, description="Reply with server-sent events as tokens are generated.")
+
+        _valid_text = field_validator("prompt", "stop")(_utf8)
+
+    return GenerateRequest
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``max_bytes`` with 413, by Content-Length or, for a chunked
+    body, while it streams in (it is buffered up to the limit, then replayed to the app)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        size = dict(scope.get("headers") or []).get(b"content-length")
+        if size is not None:
+            if not size.isdigit() or int(size) > self.max_bytes:
+                return await self._refuse(send)
+            return await self.app(scope, receive, send)
+        chunks, seen, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            more = message.get("more_body", False)
+            if seen > self.max_bytes:
+                return await self._refuse(send)
+        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replayed():
+            return replay.pop() if replay else await receive()
+
+        await self.app(scope, replayed, send)
+
+    async def _refuse(self, send) -> None:
+        """Send the 413 answer (and close the connection: the rest of the body is not read)."""
+        body = json.dumps(error_body(413, f"request body over {self.max_bytes} bytes")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class RequestError(Exception):
+    """A request the server refuses, with its HTTP status, message and the offending field."""
+
+    def __init__(self, status: int, message: str, param: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+
+
+def error_body(status: int, message: str, param: str | None = None, **extra: Any) -> dict:
+    """The JSON error shape shared with vLLM's OpenAI server."""
+    kind = {400: "invalid_request_error", 401: "authentication_error", 413: "request_too_large",
+            422: "invalid_request_error", 503: "service_unavailable"}.get(status, "internal_error")
+    err = {"message": message, "type": kind, "param": param, "code": status}
+    err.update(extra)
+    return {"error": err}
+
+
+def _tokens(count: int) -> str:
+    """``1 token``, ``2 tokens``."""
+    return f"{count} token" + ("" if count == 1 else "s")
+
+
+def _finite(x: float | None) -> float | None:
+    """JSON has no -inf/NaN: a masked candidate's logprob becomes null."""
+    return x if x is not None and math.isfinite(x) else None
+
+
+def steps_json(completion, start: int = 0) -> list[dict]:
+    """Per generated position from ``start``: the sampled token and the top candidates, JSON-ready."""
+    if completion.logprobs is None:
+        return []
+    out = []
+    ids = list(completion.token_ids)
+    for tid, cands in zip(ids[start:], completion.logprobs[start:]):
+        top = sorted(({"token": lp.decoded_token, "token_id": t, "logprob": _finite(lp.logprob), "rank": lp.rank}
+                      for t, lp in cands.items()),
+                     key=lambda c: (c["rank"] is None, c["rank"] or 0))
+        chosen = next((c for c in top if c["token_id"] == tid), {"token": None, "token_id": tid,
+                                                                 "logprob": None, "rank": None})
+        out.append({**chosen, "top": top})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------------------
+class EngineInfo:
+    """What the handlers need to know about the engine, read once at start-up."""
+
+    def __init__(self, engine, tokenizer, model: str, max_model_len: int, max_logprobs: int,
+                 vocab_size: int | None, max_n: int):
+        self.engine, self.tokenizer, self.model = engine, tokenizer, model
+        self.max_model_len, self.max_logprobs, self.vocab_size, self.max_n = (
+            max_model_len, max_logprobs, vocab_size, max_n)
+
+
+async def engine_info(engine, max_n: int = MAX_N) -> EngineInfo:
+    """Read the model's limits and tokenizer from an AsyncLLMEngine (vLLM 0.26 and 0.32 alike)."""
+    mc = getattr(engine, "model_config", None)
+    if mc is None:
+        mc = await engine.get_model_config()
+    tok = engine.get_tokenizer()
+    if inspect.isawaitable(tok):
+        tok = await tok
+    try:
+        vocab = int(mc.get_vocab_size())
+    except Exception:  # noqa: BLE001 - an exotic config without a vocab size: no top_k bound then
+        vocab = None
+    return EngineInfo(engine, tok, mc.served_model_name if isinstance(getattr(mc, "served_model_name", None), str)
+                      else mc.model, int(mc.max_model_len), int(getattr(mc, "max_logprobs", 20)), vocab, max_n)
+
+
+def _field_of(loc: tuple) -> str | None:
+    """``("body", "max_tokens")`` -> ``"max_tokens"``; the body itself -> None."""
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or None
+
+
+def _safe(text: str) -> str:
+    """Text that can be sent as UTF-8 (a lone surrogate from the request becomes ``\\ud800``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def validation_error(errors: list[dict], fields: list[str]) -> tuple[int, dict]:
+    """Turn pydantic's errors into one clear message naming the field, and the status code."""
+    first = errors[0]
+    kind, field = first.get("type", ""), _field_of(tuple(first.get("loc", ())))
+    if kind == "json_invalid":
+        ctx = str(first.get("ctx", {}).get("error", ""))
+        return 400, error_body(400, _safe(f"the request body is not valid JSON ({ctx})".replace(" ()", "")))
+    if field is None or kind in ("model_type", "model_attributes_type", "dict_type"):
+        return 400, error_body(400, "the request body must be a JSON object such as "
+                                    '{"prompt": "写一首七言绝句", "max_tokens": 64} '
+                                    "(sent with Content-Type: application/json)")
+    top = field.split(".")[0]
+    # For a union field (stop: str or list of str) the deepest error is the informative one.
+    same = [e for e in errors if (_field_of(tuple(e.get("loc", ()))) or "").split(".")[0] == top]
+    first = max(same, key=lambda e: len(e.get("loc", ())))
+    kind = first.get("type", "")
+    if kind == "extra_forbidden":
+        msg = f"unknown field '{top}'; accepted fields: {', '.join(fields)}"
+    elif kind == "missing":
+        msg = f"{top}: this field is required"
+    else:
+        msg = f"{top}: {first.get('msg', 'invalid value')}".replace("Value error, ", "")
+        if "input" in first and not isinstance(first["input"], (dict, list)):
+            msg += f" (got {json.dumps(first['input'], ensure_ascii=False, default=str)[:80]})"
+    details = [{"field": _safe(_field_of(tuple(e.get("loc", ()))) or ""), "message": _safe(str(e.get("msg"))),
+                "type": e.get("type")} for e in errors]
+    return 422, error_body(422, _safe(msg), _safe(top), errors=details)
+
+
+def create_app(info: EngineInfo, api_key: str | None = None, max_body_bytes: int = MAX_BODY_BYTES):
+    """The FastAPI app: /generate, /health and /info on one engine."""
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    GenerateRequest = make_request_model(info.max_model_len, info.max_n, info.max_logprobs, info.vocab_size)
+    fields = list(GenerateRequest.model_fields)
+    app = FastAPI(title="The study note's vLLM server", version="1.0",
+                  description="POST /generate → {\"results\": [text, ...]}; see servers/vllm_server.py.")
+    bearer = HTTPBearer(auto_error=False)
+
+    def check_key(cred: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
+        """Require ``Authorization: Bearer <api_key>`` when the server has a key."""
+        if api_key is None:
+            return
+        if cred is None or not hmac.compare_digest(cred.credentials.encode(), api_key.encode()):
+            raise RequestError(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'")
+
+    @app.exception_handler(RequestError)
+    async def on_request_error(_: Request, exc: RequestError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(error_body(exc.status, exc.message, exc.param), exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(_: Request, exc: RequestValidationError):
+        status, body = validation_error(list(exc.errors()), fields)
+        return JSONResponse(body, status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_: Request, exc: StarletteHTTPException):
+        return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def on_crash(_: Request, exc: Exception):
+        logger.exception("internal error")
+        return JSONResponse(error_body(500, f"internal server error ({type(exc).__name__}); see the server log"), 500)
+
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.get("/health")
+    async def health():
+        """Readiness: 200 when the engine can serve."""
+        try:
+            await info.engine.check_health()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            return JSONResponse(error_body(503, f"engine unhealthy: {exc!r}"), 503)
+        return {"status": "ok"}
+
+    @app.get("/info", dependencies=[Depends(check_key)])
+    async def server_info():
+        """The served model and this server's limits."""
+        return {"model": info.model, "max_model_len": info.max_model_len, "max_n": info.max_n,
+                "max_logprobs": info.max_logprobs, "vocab_size": info.vocab_size}
+
+    def prompt_ids(body) -> list[int]:
+        """Tokenize the prompt (through the chat template if asked) and check it fits the context."""
+        text, special = body.prompt, True
+        if body.chat:
+            if not getattr(info.tokenizer, "chat_template", None):
+                raise RequestError(400, "chat=true, but this model's tokenizer has no chat template", "chat")
+            text = info.tokenizer.apply_chat_template([{"role": "user", "content": body.prompt}],
+                                                      tokenize=False, add_generation_prompt=True)
+            special = False  # the template already holds the special tokens
+        ids = list(info.tokenizer.encode(text, add_special_tokens=special))
+        if not ids:
+            raise RequestError(400, "prompt: it encodes to zero tokens", "prompt")
+        limit = info.max_model_len
+        if len(ids) >= limit:
+            raise RequestError(400, f"prompt: it is {_tokens(len(ids))}, but this server's max_model_len is "
+                                    f"{limit} (prompt + generated tokens). Shorten the prompt.", "prompt")
+        if len(ids) + body.max_tokens > limit:
+            raise RequestError(400, f"max_tokens: the prompt is {_tokens(len(ids))} and max_tokens is "
+                                    f"{body.max_tokens}, {len(ids) + body.max_tokens} in all, over this server's "
+                                    f"max_model_len of {limit}. Lower max_tokens to at most {limit - len(ids)}.",
+                               "max_tokens")
+        return ids
+
+    def sampling_params(body, stops: list[str]):
+        """The engine's SamplingParams for a validated body."""
+        kw: dict[str, Any] = dict(n=body.n, max_tokens=body.max_tokens, temperature=body.temperature,
+                                  top_p=body.top_p, repetition_penalty=body.repetition_penalty, seed=body.seed,
+                                  stop=stops or None, logprobs=body.logprobs,
+                                  output_kind=RequestOutputKind.CUMULATIVE if body.stream
+                                  else RequestOutputKind.FINAL_ONLY)
+        if body.top_k is not None and body.top_k >= 1:  # "off" is 0 or -1 depending on the version
+            kw["top_k"] = body.top_k
+        try:
+            return SamplingParams(**kw)
+        except (ValueError, TypeError) as exc:  # VLLMValidationError is a ValueError
+            raise RequestError(400, f"invalid sampling parameters: {exc}") from exc
+
+    async def first_output(gen: AsyncIterator):
+        """The engine's first output; errors before generation starts become HTTP errors."""
+        try:
+            return await gen.__anext__()
+        except StopAsyncIteration:
+            return None
+        except ValueError as exc:  # input validation inside the engine
+            raise RequestError(400, str(exc)) from exc
+        except Exception as exc:
+            if type(exc).__name__ == "EngineDeadError":
+                raise RequestError(503, "the engine has died; restart the server") from exc
+            raise
+
+    @app.post("/generate", dependencies=[Depends(check_key)])
+    async def generate(body: GenerateRequest, request: Request):  # type: ignore[valid-type]
+        """Generate ``n`` samples for ``prompt``: ``{"results": [text, ...]}``, or a stream of events."""
+        stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        params = sampling_params(body, stops)
+        ids = await asyncio.to_thread(prompt_ids, body) if len(body.prompt) > 4096 else prompt_ids(body)
+        request_id = uuid.uuid4().hex
+        gen = info.engine.generate({"prompt_token_ids": ids}, params, request_id)
+        if body.stream:
+            first = await first_output(gen)
+            return StreamingResponse(stream_events(first, gen, body), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        final = await run_unless_disconnected(request, collect(gen))
+        return reply(final, body, len(ids))
+
+    async def collect(gen: AsyncIterator):
+        """Drain the engine's outputs; FINAL_ONLY means one, the finished request."""
+        final = await first_output(gen)
+        async for out in gen:
+            final = out
+        return final
+
+    def reply(final, body, n_prompt: int) -> dict:
+        """The note's ``{"results": [...]}``, plus ``logprobs`` / ``details`` only when asked for."""
+        comps = sorted(final.outputs, key=lambda c: c.index)
+        out: dict[str, Any] = {"results": [c.text for c in comps]}
+        if body.logprobs is not None:
+            out["logprobs"] = [steps_json(c) for c in comps]
+        if body.details:
+            out["details"] = {"prompt_tokens": n_prompt, "finish_reasons": [c.finish_reason for c in comps],
+                              "num_tokens": [len(c.token_ids) for c in comps],
+                              "token_ids": [list(c.token_ids) for c in comps]}
+        return out
+
+    async def stream_events(first, gen: AsyncIterator, body) -> AsyncIterator[str]:
+        """Server-sent events: one per new text of one sample, then ``[DONE]``."""
+        sent_chars: dict[int, int] = {}
+        sent_tokens: dict[int, int] = {}
+        finished: set[int] = set()
+
+        def events(out) -> list[str]:
+            lines = []
+            for c in sorted(out.outputs, key=lambda c: c.index):
+                if c.index in finished:
+                    continue
+                text = c.text[sent_chars.get(c.index, 0):]
+                ev: dict[str, Any] = {"index": c.index, "text": text, "finish_reason": c.finish_reason}
+                if body.logprobs is not None:
+                    ev["logprobs"] = steps_json(c, sent_tokens.get(c.index, 0))
+                if not text and c.finish_reason is None:
+                    continue  # a token that decodes to no text yet (half a character)
+                sent_chars[c.index], sent_tokens[c.index] = len(c.text), len(c.token_ids)
+                if c.finish_reason is not None:
+                    finished.add(c.index)
+                lines.append(f"data: {json.dumps(ev, ensure_ascii=False)}\n\n")
+            return lines
+
+        try:
+            if first is not None:
+                for line in events(first):
+                    yield line
+            async for out in gen:
+                for line in events(out):
+                    yield line
+        except Exception as exc:  # noqa: BLE001 - headers are sent: report the error in the stream
+            logger.exception("stream failed")
+            yield f"data: {json.dumps(error_body(500, f'generation failed: {type(exc).__name__}'))}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return app
+
+
+async def run_unless_disconnected(request, coro):
+    """Await ``coro``, but cancel it (and so abort the engine request) if the client goes away."""
+    task = asyncio.ensure_future(coro)
+
+    async def disconnected() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        raise RequestError(499, "client disconnected")
+    return task.result()
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind ``host:port`` now (before the engine loads), so a busy port fails in a second, not a minute."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"error: cannot listen on {host}:{port}: {exc.strerror}. "
+                         f"{'Another process holds the port: pick another with --port. ' if port else ''}".strip())
+    return sock
+
+
+def build_parser():
+    """Our options plus every vLLM engine option (AsyncEngineArgs.add_cli_args)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    try:
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+    except ImportError:  # older layouts
+        try:
+            from vllm.utils import FlexibleArgumentParser  # type: ignore[no-redef]
+        except ImportError:
+            FlexibleArgumentParser = argparse.ArgumentParser  # type: ignore[misc,assignment]
+
+    parser = FlexibleArgumentParser(prog="python servers/vllm_server.py",
+                                    description="The study note's /generate server on vLLM's async engine.")
+    srv = parser.add_argument_group("server")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    srv.add_argument("--api-key", default=os.environ.get("LLMKIT_API_KEY"),
+                     help="require 'Authorization: Bearer KEY' (default: $LLMKIT_API_KEY, else no key)")
+    srv.add_argument("--max-n", type=int, default=MAX_N, help=f"most samples per request (default {MAX_N})")
+    srv.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="largest request body")
+    srv.add_argument("--server-log-level", default="info", choices=["debug", "info", "warning", "error"],
+                     help="uvicorn's log level")
+    parser = AsyncEngineArgs.add_cli_args(parser)
+    dests = {a.dest for a in parser._actions}
+    # The course's defaults for this machine (CPU: eager, short context, explicit KV budget); flags win.
+    from llmkit.models import llm_kwargs
+
+    parser.set_defaults(model=None, **{k: v for k, v in llm_kwargs().items() if k in dests})
+    return parser
+
+
+async def serve(args: argparse.Namespace, sock: socket.socket) -> None:
+    """Load the engine, then serve HTTP on ``sock`` until SIGTERM or Ctrl-C; always shut the engine down."""
+    import uvicorn
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.engine.async_llm_engine import AsyncLLMEngine
+
+    engine_args = AsyncEngineArgs.from_cli_args(args)
+    engine = AsyncLLMEngine.from_engine_args(engine_args)
+    try:
+        info = await engine_info(engine, args.max_n)
+        app = create_app(info, api_key=args.api_key, max_body_bytes=args.max_body_bytes)
+        config = uvicorn.Config(app, log_level=args.server_log_level, timeout_graceful_shutdown=10,
+                                timeout_keep_alive=5)
+        server = uvicorn.Server(config)
+        host, port = sock.getsockname()[:2]
+        logger.info("serving %s on http://%s:%d (POST /generate, GET /health)", info.model, host, port)
+        await server.serve(sockets=[sock])
+    finally:
+        engine.shutdown()
+
+
+class Stopped(BaseException):
+    """Raised by the SIGTERM handler, like KeyboardInterrupt is by Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM: unwind the stack so that ``finally`` blocks shut the engine down."""
+    raise Stopped()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: bind the port, parse engine options, load the model, serve."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--host", default="127.0.0.1")
+    pre.add_argument("--port", type=int, default=8000)
+    early, _ = pre.parse_known_args(argv)
+    help_only = any(a in ("-h", "--help") or a.startswith("--help=") for a in (argv or sys.argv[1:]))
+    sock = None if help_only else bind_socket(early.host, early.port)
+
+    # SIGTERM unwinds like Ctrl-C, so the engine is always shut down (uvicorn handles both while it
+    # serves, drains in-flight requests, then re-raises the signal, which lands here).
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # A program started from a background job (`cmd &` in a script, nohup, some CI runners) inherits
+    # SIGINT as *ignored*; uvicorn would then restore "ignored" and the engine would not be shut down by
+    # the usual path. Ctrl-C (SIGINT to the group) stops the server whoever started it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.model is None:
+            from llmkit.models import default_model
+
+            args.model = default_model()
+        if args.max_n < 1:
+            raise SystemExit("error: --max-n must be at least 1")
+        args.api_key = args.api_key or None
+        try:  # uvloop, as vLLM's own server uses: a faster event loop where it is installed
+            from uvloop import run
+        except ImportError:
+            run = asyncio.run
+        run(serve(args, sock))
+    except (KeyboardInterrupt, Stopped) as exc:
+        logger.info("stopped by %s; engine shut down", "SIGTERM" if isinstance(exc, Stopped) else "Ctrl-C")
+    finally:
+        if sock is not None:
+            sock.close()
+    return 0
+
+
+if __name__ == "__main__":  # vLLM starts its engine in another process: the guard is required
+    sys.exit(main())
