@@ -1,8 +1,12 @@
-"""The offline engine's lifecycle: load ``vllm.LLM`` on the course model, and shut it down on time."""
+"""The offline engine's lifecycle: load ``vllm.LLM`` on the course model, shut it down on time, and try a
+start in a child process to see whether (and why) vLLM refuses a configuration."""
 
 from __future__ import annotations
 
 import gc
+import json
+import re
+import sys
 import time
 
 from llmkit.models import default_model, llm_kwargs
@@ -31,3 +35,37 @@ def close_llm(llm) -> None:
             torch.cuda.empty_cache()
     except ImportError:
         pass
+
+
+ROOT_CAUSE = re.compile(r"^(?:\(\w+ pid=\d+\) )?(?:ERROR [^]]*\] )?(\w*(?:Error|Exception): .+)$")
+
+
+def engine_refusal(model: str | None = None, timeout: float = 600, **overrides) -> str | None:
+    """Start ``vllm.LLM`` in a child process: None if it starts, else the root-cause error line it printed.
+
+    ``LLM(...)`` itself only raises "Engine core initialization failed. See root cause above." The real
+    reason (a ``ValueError`` from the engine process) is in the output; this returns that line.
+    """
+    from llmkit.lifecycle import run_group
+
+    options = json.dumps(overrides)
+    done = run_group([sys.executable, "-m", "llmkit.engine", "try", model or default_model(), options], timeout)
+    if done.returncode == 0 and "LLMKIT-ENGINE-STARTED" in done.stdout:
+        return None
+    causes = [m.group(1) for line in done.stdout.splitlines() if (m := ROOT_CAUSE.match(line.strip()))]
+    causes = [c for c in causes if "Engine core initialization failed" not in c] or causes
+    return causes[-1] if causes else f"exit {done.returncode}: " + "\n".join(done.stdout.splitlines()[-5:])
+
+
+def _try_start(model: str, options: str) -> int:
+    """The child of ``engine_refusal``: start the engine with these options, say so, and close it."""
+    llm = load_llm(model, **json.loads(options))
+    print("LLMKIT-ENGINE-STARTED", flush=True)
+    close_llm(llm)
+    return 0
+
+
+if __name__ == "__main__":  # vLLM spawns its engine process: the guard is required
+    if sys.argv[1:2] == ["try"] and len(sys.argv) == 4:
+        sys.exit(_try_start(sys.argv[2], sys.argv[3]))
+    sys.exit("usage: python -m llmkit.engine try MODEL OPTIONS_JSON")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from llmkit.config import ModelShape, model_shape
 
+
 def kv_heads_per_gpu(shape: ModelShape, tp: int = 1) -> int:
     """KV heads each GPU holds under tensor parallelism (replicated when tp exceeds the head count)."""
     if tp < 1:
@@ -45,10 +46,36 @@ def gpu_budget_bytes(total_bytes: int, utilization: float, weights_bytes: int, a
     return int(total_bytes * utilization) - weights_bytes - activation_bytes - other_bytes
 
 
+def null_blocks(vllm_version: str | None = None) -> int:
+    """Blocks of the pool vLLM's "does max_model_len fit" check holds back: its permanent null block.
+
+    The block pool always takes one block as a placeholder (vllm/v1/core/block_pool.py, ``null_block``).
+    vLLM 0.32 (the course's CPU pin) leaves it out when it checks and estimates max_model_len
+    (``get_kv_cache_configs`` in vllm/v1/core/kv_cache_utils.py); vLLM 0.26 (the GPU pin) counts it.
+    """
+    if vllm_version is None:
+        try:
+            import vllm
+
+            vllm_version = vllm.__version__
+        except ImportError:
+            return 0
+    major, minor = (int(x) for x in vllm_version.split("+")[0].split(".")[:2])
+    return 1 if (major, minor) >= (0, 32) else 0
+
+
+def max_model_len_estimate(budget_bytes: int, shape: ModelShape, block_size: int = 16, tp: int = 1,
+                           reserved: int = 0) -> int:
+    """The longest request a KV budget admits, in whole blocks: (blocks − reserved) × block_size."""
+    blocks = pool_tokens(budget_bytes, shape, block_size, tp) // block_size
+    return max(0, blocks - reserved) * block_size
+
+
 def max_model_len_fits(budget_bytes: int, shape: ModelShape, max_model_len: int, block_size: int = 16,
-                       tp: int = 1) -> bool:
+                       tp: int = 1, reserved: int = 0) -> bool:
     """Whether one request of ``max_model_len`` tokens fits the pool (vLLM refuses to start otherwise)."""
-    return pool_tokens(budget_bytes, shape, block_size, tp) >= math.ceil(max_model_len / block_size) * block_size
+    return math.ceil(max_model_len / block_size) * block_size <= max_model_len_estimate(
+        budget_bytes, shape, block_size, tp, reserved)
 
 
 def engine_capacity(llm) -> dict:

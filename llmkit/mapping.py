@@ -34,7 +34,10 @@ PARAMS: tuple[Pair, ...] = (
     Pair("stop strings", "stop", "stop"),
     Pair("stop token ids", "stop_token_ids", "stop_token_ids"),
     Pair("keep generating past EOS", "ignore_eos", "ignore_eos"),
-    Pair("per-request seed", "seed", "sampling_seed", note="SGLang also has a server-wide --random-seed"),
+    Pair("per-request seed", "seed", "sampling_seed",
+         note="SGLang ignores sampling_seed unless its server runs with --enable-deterministic-inference "
+              "(then unseeded requests use 42); otherwise sampling draws from one server-wide RNG seeded by "
+              "--random-seed (sglang/srt/sampling/sampling_batch_info.py)"),
     Pair("top logprobs per token", "logprobs", "top_logprobs_num", where="request",
          note="SGLang also needs return_logprob=True"),
     Pair("prompt logprobs", "prompt_logprobs", "logprob_start_len", where="request",
@@ -47,7 +50,7 @@ RESULTS: tuple[Pair, ...] = (
     Pair("one sample", "CompletionOutput in .outputs", "one dict per sample (n>1: a list)", where="result"),
     Pair("generated text", ".outputs[i].text", '["text"]', where="result"),
     Pair("generated token ids", ".outputs[i].token_ids", '["output_ids"]', where="result"),
-    Pair("why it stopped", '.finish_reason: "stop" | "length"',
+    Pair("why it stopped", '.finish_reason: "stop" | "length" | "abort" | "error" | "repetition"',
          '["meta_info"]["finish_reason"]: {"type": "stop"|"length", ...}', where="result"),
     Pair("what stopped it", ".stop_reason", '["meta_info"]["finish_reason"]["matched"]', where="result"),
     Pair("prompt length", "len(.prompt_token_ids)", '["meta_info"]["prompt_tokens"]', where="result"),
@@ -68,8 +71,21 @@ def _index(attr: str) -> dict[str, Pair]:
     return {getattr(p, attr): p for p in PARAMS if getattr(p, attr) and not getattr(p, attr).startswith("(")}
 
 
-def vllm_to_sglang(params: Mapping[str, Any]) -> tuple[dict, dict]:
-    """SamplingParams keyword arguments → (SGLang ``sampling_params``, request-level arguments)."""
+class SeedIgnored(UserWarning):
+    """A per-request seed that SGLang ignores unless its server runs with --enable-deterministic-inference."""
+
+
+def vllm_to_sglang(params: Mapping[str, Any], deterministic_server: bool = False) -> tuple[dict, dict]:
+    """SamplingParams keyword arguments → (SGLang ``sampling_params``, request-level arguments).
+
+    A ``seed`` becomes ``sampling_seed``; unless ``deterministic_server`` says the SGLang server runs with
+    ``--enable-deterministic-inference``, a ``SeedIgnored`` warning says that SGLang will ignore it.
+    """
+    if params.get("seed") is not None and not deterministic_server:
+        import warnings
+
+        warnings.warn("SGLang ignores sampling_seed unless the server runs with --enable-deterministic-inference: "
+                      "without it the same seed does not reproduce a sample", SeedIgnored, stacklevel=2)
     by_vllm = _index("vllm")
     sampling: dict[str, Any] = {}
     request: dict[str, Any] = {}

@@ -229,17 +229,13 @@ def kv_tokens_from_server_info(info: Any) -> int | None:
 
 
 def sglang_kv_tokens(server) -> int | None:
-    """Ask a running SGLang server how many tokens its KV pool holds (per GPU); None if it does not say."""
-    from llmkit.clients import ServerError, get_json
+    """Ask a running SGLang server how many tokens its KV pool holds (per GPU); None if it does not say.
 
-    for path in ("/get_server_info", "/server_info"):
-        try:
-            found = kv_tokens_from_server_info(get_json(server, path))
-        except ServerError:
-            continue
-        if found is not None:
-            return found
-    return None
+    ``/server_info`` carries it as ``max_total_num_tokens`` (``/get_server_info`` is its deprecated name).
+    """
+    from llmkit.clients import get_json
+
+    return kv_tokens_from_server_info(get_json(server, "/server_info"))
 
 
 def result_row(engine: str, tp: int, *, model: str, startup_s: float, kv_tokens: int | None,

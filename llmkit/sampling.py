@@ -104,14 +104,6 @@ def logprobs_mode(llm: Any) -> str:
     return "raw_logprobs"
 
 
-def chat_prompt(llm: Any, user: str, answer_prefix: str = "") -> str:
-    """The engine's chat-template text for one user turn, plus the start of the answer (thinking off)."""
-    tokenizer = llm.get_tokenizer()
-    text = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
-                                         add_generation_prompt=True, enable_thinking=False)
-    return text + answer_prefix
-
-
 def next_token_distribution(llm: Any, prompt: str | dict, k: int = 20, seed: int | None = 0,
                             **settings: Any) -> Distribution:
     """The next-token distribution the engine samples from under ``settings`` (one token, ``logprobs=k``).

@@ -9,15 +9,31 @@ from llmkit import mapping
 
 def test_max_tokens_and_logprobs_map_to_sglang():
     sampling, request = mapping.vllm_to_sglang({"max_tokens": 64, "temperature": 0.7, "top_k": 0, "logprobs": 5,
-                                                "seed": 3, "n": 2, "stop": ["。"]})
+                                                "seed": 3, "n": 2, "stop": ["。"]}, deterministic_server=True)
     assert sampling == {"max_new_tokens": 64, "temperature": 0.7, "top_k": -1, "sampling_seed": 3, "n": 2,
                         "stop": ["。"]}
     assert request == {"return_logprob": True, "top_logprobs_num": 5, "return_text_in_logprobs": True}
 
 
+def test_a_seed_is_flagged_unless_the_server_is_deterministic():
+    """SGLang reads sampling_seed only under --enable-deterministic-inference (sglang 0.5.17,
+    srt/sampling/sampling_batch_info.py): the table says so, and the converter warns."""
+    seed = next(p for p in mapping.PARAMS if p.vllm == "seed")
+    assert seed.sglang == "sampling_seed" and "--enable-deterministic-inference" in seed.note
+    with pytest.warns(mapping.SeedIgnored, match="--enable-deterministic-inference"):
+        sampling, _ = mapping.vllm_to_sglang({"seed": 7, "temperature": 1.0})
+    assert sampling["sampling_seed"] == 7
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mapping.vllm_to_sglang({"seed": 7}, deterministic_server=True)
+        mapping.vllm_to_sglang({"temperature": 1.0})
+
+
 def test_round_trip_is_identity_for_every_sampling_parameter():
     params = {p.vllm: 1 for p in mapping.PARAMS if p.where == "sampling_params"}
-    sampling, request = mapping.vllm_to_sglang(params)
+    sampling, request = mapping.vllm_to_sglang(params, deterministic_server=True)
     assert mapping.sglang_to_vllm(sampling, request) == params
 
 

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from llmkit import sampling as S
+from llmkit.chat import chat_prompt
 from llmkit.logprobs import to_prob
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
@@ -53,7 +54,7 @@ def test_raw_engine_refuses_settings_it_would_ignore(llm):
 
 @pytest.mark.engine
 def test_chat_prompt_ends_with_the_answer_prefix(processed_llm):
-    text = S.chat_prompt(processed_llm, PROMPT, "《秋思》\n")
+    text = chat_prompt(processed_llm, PROMPT, "《秋思》\n")
     assert PROMPT in text and text.endswith("《秋思》\n") and text.index(PROMPT) < text.index("《秋思》")
 
 
@@ -86,7 +87,7 @@ def test_top_k_top_p_min_p_cut_the_tail(processed_llm):
 
 @pytest.mark.engine
 def test_penalties_on_the_first_token(processed_llm):
-    prompt = S.chat_prompt(processed_llm, PROMPT, "《秋思》\n")
+    prompt = chat_prompt(processed_llm, PROMPT, "《秋思》\n")
     prompt_ids = set(processed_llm.get_tokenizer().encode(prompt))
     base = S.next_token_distribution(processed_llm, prompt)
     presence = S.next_token_distribution(processed_llm, prompt, presence_penalty=2.0, frequency_penalty=2.0)
@@ -101,8 +102,51 @@ def test_penalties_on_the_first_token(processed_llm):
 
 @pytest.mark.engine
 def test_repetition_penalty_reduces_repeats(processed_llm):
-    prompt = S.chat_prompt(processed_llm, "写一首七言绝句")
+    prompt = chat_prompt(processed_llm, "写一首七言绝句")
     plain = processed_llm.generate([prompt], vllm.SamplingParams(temperature=0.0, max_tokens=48), use_tqdm=False)
     penal = processed_llm.generate([prompt], vllm.SamplingParams(temperature=0.0, max_tokens=48,
                                                                  repetition_penalty=1.3), use_tqdm=False)
     assert S.mean_repeat_fraction(penal) < S.mean_repeat_fraction(plain)
+
+
+@pytest.mark.engine
+def test_processed_at_neutral_settings_is_the_raw_distribution(llm, processed_llm):
+    """Notebook 04's baseline: with nothing to process, processed logprobs are the model's own (raw) ones."""
+    prompt = chat_prompt(llm, PROMPT, "《秋夕》\n")
+    raw = S.next_token_distribution(llm, prompt, k=20)
+    processed = S.next_token_distribution(processed_llm, prompt, k=20)
+    assert raw.mode == "raw_logprobs" and processed.mode == "processed_logprobs"
+    assert raw.token_ids()[:10] == processed.token_ids()[:10]
+    for tid in raw.token_ids()[:10]:
+        assert math.isclose(raw.logprob(tid), processed.logprob(tid), abs_tol=1e-3)
+
+
+@pytest.mark.engine
+def test_top_p_keeps_the_smallest_set_that_reaches_p(processed_llm):
+    """The share Z that top_p=0.1 keeps: at least 0.1, and less than 0.1 plus the top token (the smallest such set),
+    with every survivor scaled by 1/Z — also for a flat distribution whose nucleus is larger than the top 20."""
+    prompt = chat_prompt(processed_llm, PROMPT, "《秋夕》\n银烛秋光冷画屏，")
+    base = S.next_token_distribution(processed_llm, prompt, k=20)
+    nucleus = S.next_token_distribution(processed_llm, prompt, k=20, top_p=0.1)
+    both = [t for t in nucleus.token_ids() if t in base.token_ids()]
+    ratios = [base.prob(t) / nucleus.prob(t) for t in both]
+    z = sum(base.prob(t) for t in both) / sum(nucleus.prob(t) for t in both)
+    assert all(abs(r / z - 1) < 0.05 for r in ratios), "one 1/Z for every survivor"
+    top = to_prob(base.candidates[0].logprob)
+    assert 0.1 - 1e-3 <= z < 0.1 + top + 1e-3
+    if nucleus.complete():
+        assert math.isclose(nucleus.shown_mass(), 1.0, abs_tol=1e-2), "the survivors are renormalized"
+
+
+@pytest.mark.engine
+def test_a_seed_reproduces_and_a_stop_string_cuts_the_same_draws(processed_llm):
+    """Same seed, same sample; with a stop string, the same text cut just before the first occurrence."""
+    prompt = chat_prompt(processed_llm, "写一首七言绝句")
+    params = dict(temperature=0.8, max_tokens=120, seed=0)
+    full = processed_llm.generate([prompt], vllm.SamplingParams(**params), use_tqdm=False)[0].outputs[0]
+    again = processed_llm.generate([prompt], vllm.SamplingParams(**params), use_tqdm=False)[0].outputs[0]
+    assert full.token_ids == again.token_ids
+    stop = "。" if "。" in full.text else full.text[len(full.text) // 2]
+    cut = processed_llm.generate([prompt], vllm.SamplingParams(**params, stop=[stop]), use_tqdm=False)[0].outputs[0]
+    assert (cut.finish_reason, cut.stop_reason) == ("stop", stop)
+    assert cut.text == full.text[:full.text.index(stop)] and stop not in cut.text

@@ -85,4 +85,23 @@ def test_mapped_sglang_names_exist_in_sglang(pair):
 
 
 def test_model_info_names_the_model():
-    assert CAPTURE["get_model_info"]["model_path"].endswith(CAPTURE["model"])
+    info = CAPTURE.get("model_info") or CAPTURE["get_model_info"]   # /get_model_info: the deprecated name
+    assert info["model_path"].endswith(CAPTURE["model"])
+
+
+def test_server_info_reports_the_kv_pool():
+    if "server_info" not in CAPTURE:
+        pytest.skip("this capture predates /server_info (re-record with scripts/gpu/capture_sglang.py)")
+    from llmkit.parallel import kv_tokens_from_server_info
+
+    assert kv_tokens_from_server_info(CAPTURE["server_info"]) == CAPTURE["server_info"]["max_total_num_tokens"] > 0
+
+
+def test_sampling_seed_is_ignored_without_deterministic_inference():
+    """The same sampling_seed twice, on a server without --enable-deterministic-inference: two different samples
+    (the mapping table says so, and vllm_to_sglang warns)."""
+    if "same_seed_twice" not in CAPTURE:
+        pytest.skip("this capture predates the seed check (re-record with scripts/gpu/capture_sglang.py)")
+    assert CAPTURE["server_info"]["enable_deterministic_inference"] is False
+    first, second = CAPTURE["same_seed_twice"]["texts"]
+    assert first != second, "the seed did not fix the sample"

@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("ipywidgets")
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
 
-from llmkit.sampling import chat_prompt, top_k_off  # noqa: E402
+from llmkit.chat import chat_prompt  # noqa: E402
+from llmkit.sampling import top_k_off  # noqa: E402
 from llmkit.widgets import SamplingExplorer  # noqa: E402
 
 pytestmark = pytest.mark.engine

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmkit.exercises.core import exercise, finish_reason_is_length, Hint
+from llmkit.exercises.core import Hint, exercise, finish_reason_is_length, need, number
 
-@exercise("01.1", "a pair: (the result for 16 copies with n=1, the result for one prompt with n=16)")
-def _ex_01_1(answer: Any) -> str:
-    """16 copies of a prompt versus n=16 samples of one."""
+@exercise("01.1", "a pair: (the result for 16 copies with n=1, the result for one prompt with n=16), "
+                  "with block_size= the engine's KV block size")
+def _ex_01_1(answer: Any, block_size: Any = None) -> str:
+    """16 copies of a prompt versus n=16 samples of one: why their times are close (the evidence)."""
     if not isinstance(answer, (list, tuple)) or len(answer) != 2:
         raise Hint("pass both results as a pair: (copies, samples), each what llm.generate returned.")
     copies, samples = answer
@@ -22,8 +23,20 @@ def _ex_01_1(answer: Any) -> str:
         raise Hint(f"the second call should send one prompt; it returned {len(samples)} RequestOutputs.")
     if len(samples[0].outputs) != 16:
         raise Hint(f"the second call has {len(samples[0].outputs)} samples: where does n go?")
-    return ("both run 16 sequences in one batch, so their times are close. n=16 reads the prompt once and shares "
-            "its KV cache among the samples; the 16 copies can share it too through prefix caching.")
+    block = int(number(need("block_size", block_size)))
+    prompt = len(samples[0].prompt_token_ids)
+    cached = [getattr(o, "num_cached_tokens", None) or 0 for o in list(copies) + list(samples)]
+    full_blocks = (prompt - 1) // block  # the last prompt token is always computed, so it never counts
+    if full_blocks == 0 and any(cached):
+        raise Hint("some requests report cached prompt tokens although the prompt fills no block: "
+                   "was the prompt longer than the one in the exercise?")
+    shared = (f"its first {full_blocks * block} tokens (full blocks) could come from the cache"
+              if full_blocks else f"it fills no block of {block} tokens, so nothing is shared: num_cached_tokens "
+                                  f"is {max(cached)} everywhere")
+    return (f"both calls decode the same 16 sequences in one batch, so their times are close. vLLM's V1 engine "
+            f"runs n=16 as 16 child requests (vllm/v1/engine/parallel_sampling.py); siblings share a prompt's KV "
+            f"cache only through prefix caching, which caches full blocks. This prompt has {prompt} tokens: "
+            f"{shared}.")
 
 
 @exercise("01.2", "the rendered text (a string), with messages= the conversation you rendered")
@@ -65,10 +78,11 @@ def cases() -> list:
 
     one = lambda: request([completion()])  # noqa: E731
     sixteen = lambda: request([completion() for _ in range(16)])  # noqa: E731
-    out = [Case("01.1", ([one() for _ in range(16)], [sixteen()]))]
-    out += [Case("01.1", a, passes=False) for a in (([sixteen()], [one() for _ in range(16)]),
-                                                    ([one() for _ in range(8)], [sixteen()]),
-                                                    ([one() for _ in range(16)], [one()]), "n=16")]
+    out = [Case("01.1", ([one() for _ in range(16)], [sixteen()]), context={"block_size": 128}, says="no block")]
+    out += [Case("01.1", a, passes=False, context={"block_size": 128})
+            for a in (([sixteen()], [one() for _ in range(16)]), ([one() for _ in range(8)], [sixteen()]),
+                      ([one() for _ in range(16)], [one()]), "n=16")]
+    out += [Case("01.1", ([one() for _ in range(16)], [sixteen()]), passes=False, says="block_size")]
     turns = [{"role": "user", "content": "写一首七言绝句"}, {"role": "assistant", "content": "《春晓》\n春眠不觉晓"},
              {"role": "user", "content": "再写一首关于秋天的诗"}]
 

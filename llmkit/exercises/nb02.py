@@ -35,33 +35,44 @@ def _ex_02_1(answer: Any) -> str:
     return why
 
 
-@exercise("02.2", 'the stop_reason you got (or the CompletionOutput)')
-def _ex_02_2(answer: Any) -> str:
-    """stop_reason when stop=["\\n"] fires."""
-    why = ('stop_reason is the stop string that fired ("\\n"), finish_reason is "stop", and the line break itself '
-           "is not in the text (include_stop_str_in_output=True would keep it).")
-    if hasattr(answer, "stop_reason"):
-        if answer.stop_reason == "\n":
-            return why
-        if answer.finish_reason == "length":
-            raise Hint("it ran out of max_tokens before any line break: give it more tokens.")
-        if answer.stop_reason is None:
-            raise Hint("it ended with its end token before any line break: did you pass the line break as a stop "
-                       "string? If so, try another prompt or seed.")
-        raise Hint(f"stop_reason is {answer.stop_reason!r}: which stop did you pass?")
+@exercise("02.2", "the CompletionOutput you generated with a stop string (or its stop_reason), with natural= "
+                  "section 5's answer")
+def _ex_02_2(answer: Any, natural: Any = None) -> str:
+    """stop_reason when a stop string fires: it names the string, and the text ends just before it."""
+    natural_text = getattr(need("natural", natural), "text", natural)
     if isinstance(answer, int) and not isinstance(answer, bool):
         raise Hint("a token id shows up when a stop *token* fired (stop_token_ids); here a stop *string* fires.")
     if isinstance(answer, str):
-        if answer in ("\n", "\\n", "'\\n'", '"\\n"', "'\n'", '"\n"'):
-            return why
-        if word(answer) == "stop":
+        said = word(answer)
+        if said == "stop":
             raise Hint('"stop" is the finish_reason. stop_reason says *which* stop fired.')
-        if word(answer) == "none":
-            raise Hint("None means no stop string fired (the end token, or max_tokens). "
-                       "Make sure the stop string fires.")
-        if word(answer) == "length":
+        if said == "none":
+            raise Hint("None means no stop string fired (the end token, or max_tokens). Make sure the stop string "
+                       "fires: pick one that section 5's answer contains.")
+        if said == "length":
             raise Hint('"length" is a finish_reason, and it means the answer was cut before the stop string.')
-    raise Hint("print .stop_reason of the sample you generated with stop=[\"\\n\"].")
+        text = answer.encode().decode("unicode_escape") if "\\" in answer else answer
+        text = text.strip("'\"") or text
+        if text not in natural_text:
+            raise Hint("section 5's answer never contains that string, so it could not have fired.")
+        return (f"stop_reason is the stop string that fired ({text!r}) and finish_reason is \"stop\"; the string "
+                "itself is not in the text (include_stop_str_in_output=True would keep it).")
+    if not hasattr(answer, "stop_reason"):
+        raise Hint("give the CompletionOutput (outputs[0].outputs[0] of your call), or its stop_reason.")
+    if answer.finish_reason == "length":
+        raise Hint("it ran out of max_tokens before the stop string: give it more tokens.")
+    if answer.stop_reason is None:
+        raise Hint("it ended with its end token, and no stop string fired: did you pass stop=[...]? Pick a string "
+                   "that section 5's answer contains, with the same seed.")
+    if not isinstance(answer.stop_reason, str):
+        raise Hint(f"stop_reason is the token id {answer.stop_reason}: a stop *token* fired, not a string.")
+    stop = answer.stop_reason
+    if stop in natural_text and answer.text != natural_text[:natural_text.index(stop)]:
+        raise Hint("the text differs from section 5's answer before the stop string: use the same chat, seed and "
+                   "settings, so the draws are the same.")
+    return (f"finish_reason is \"stop\" and stop_reason names the string that fired ({stop!r}). The same seed gave "
+            "the same draws, so the text is section 5's answer cut just before its first occurrence, and the "
+            "string itself is not included (include_stop_str_in_output=True would keep it).")
 
 
 @exercise("02.3", "the field's name as a string, or the total for output=outputs[0] as a number")
@@ -101,12 +112,13 @@ def cases() -> list:
 
     output = request([completion(10), completion(12)], n_prompt=5)
     right = {"02.1": [[f"poem {i}" for i in range(9)], 9],
-             "02.2": ["\n", "\\n", completion(4, "stop", "\n")],
+             "02.2": ["\n", "\\n", completion(4, "stop", "\n", text="秋风起")],
              "02.3": [15, 17, 27, "there is no single field", "None"]}
     wrong = {"02.1": [[f"poem {i}" for i in range(3)], [[f"poem {i}"] * 3 for i in range(3)], 3,
                       [completion()] * 9, [request([completion()] * 3)] * 3],
-             "02.2": ["stop", "None", "length", 151645, completion(200, "length"), completion(9, "stop", None)],
+             "02.2": ["stop", "None", "length", 151645, "雪", completion(200, "length"), completion(9, "stop", None),
+                      completion(4, "stop", "\n", text="秋雨落")],
              "02.3": [5, 10, 22, "n_generated_tokens", "usage"]}
-    ctx = {"02.3": {"output": output}}
+    ctx = {"02.2": {"natural": completion(20, "stop", text="秋风起\n落叶飞。")}, "02.3": {"output": output}}
     return ([Case(e, a, context=ctx.get(e, {})) for e, answers in right.items() for a in answers]
             + [Case(e, a, passes=False, context=ctx.get(e, {})) for e, answers in wrong.items() for a in answers])

@@ -55,22 +55,35 @@ def _ex_03_2(answer: Any, table: Any = None) -> str:
             "shape (5 or 7 characters, then a comma or full stop) is far easier to learn than its words.")
 
 
-@exercise("03.3", "the highest rank you saw (a number), with completion= the output if you have it")
-def _ex_03_3(answer: Any, completion: Any = None) -> str:
-    """The highest chosen rank under processed logprobs with top_k=5."""
-    from llmkit.logprobs import chosen_ranks
+def _per_token_perplexity(llm: Any, texts: Any) -> list[float]:
+    """exp(−mean logprob) of each text's tokens after the first, asked from the engine (prompt_logprobs)."""
+    from vllm import SamplingParams
 
-    value = number(answer)
-    if value < 1 or value != int(value):
-        raise Hint("ranks are whole numbers starting at 1 (the favourite).")
-    if value > 5:
-        raise Hint("with processed logprobs, ranks are counted after top-k. How many tokens are left to rank?")
-    if completion is not None:
-        ranks = [r for r in chosen_ranks(completion) if r is not None]
-        if value != max(ranks):
-            raise Hint("this output's chosen tokens have a different highest rank: look at chosen_ranks(...).")
-    return ("processed ranks are counted in the distribution after top-k, where only 5 tokens are left, so no "
-            "chosen token can rank below 5.")
+    outs = llm.generate(list(texts), SamplingParams(max_tokens=1, prompt_logprobs=0), use_tqdm=False)
+    values = []
+    for out in outs:
+        lps = [position[tid].logprob for tid, position in zip(out.prompt_token_ids[1:], out.prompt_logprobs[1:])]
+        values.append(math.exp(-sum(lps) / len(lps)))
+    return values
+
+
+@exercise("03.3", "the text the model finds more likely per token (one of texts=), with llm= the engine")
+def _ex_03_3(answer: Any, llm: Any = None, texts: Any = None) -> str:
+    """Which of two texts has the lower per-token perplexity, scored by the engine itself."""
+    texts = tuple(need("texts", texts))
+    if not isinstance(answer, str):
+        raise Hint("answer with one of the two texts (the string itself).")
+    if answer not in texts:
+        raise Hint("that is neither of the two texts: answer with real_line or shuffled.")
+    ppl = _per_token_perplexity(need("llm", llm), texts)
+    best = texts[ppl.index(min(ppl))]
+    if answer != best:
+        raise Hint("the model finds the other text more likely per token: compare the mean logprob of each "
+                   "text's tokens (prompt_logprobs), not the totals of the first few.")
+    other = ppl[1 - texts.index(answer)]
+    return (f"per-token perplexity {min(ppl):.1f} against {other:.1f}. prompt_logprobs scores text you already "
+            "have, without generating; dividing by the token count makes texts of any length comparable. "
+            "A trained model prefers the real line; an untrained one has no reason to.")
 
 
 def cases() -> list:
@@ -80,14 +93,27 @@ def cases() -> list:
     from llmkit.exercises.core import Case
     from llmkit.exercises.samples import completion, logprob
 
+    real, shuffled = "《秋夕》\n银烛秋光冷画屏，", "《秋夕》\n冷光画烛屏银秋，"
     chosen = [-0.1, -1.2, -0.5, -2.0]
     scored = completion(4, logprobs=[{i: logprob(v, 1)} for i, v in enumerate(chosen)], cumulative_logprob=sum(chosen))
-    ranked = completion(3, logprobs=[{0: logprob(-0.2, 1)}, {1: logprob(-1.5, 3)}, {2: logprob(-0.9, 2)}])
     table = pd.DataFrame({"token": ["《", "秋", "夕", "》", "\n", "银", "烛"],
                           "logprob": [None, -3.0, -5.5, -0.01, -0.02, -7.1, -4.0]})
-    right = {"03.1": [math.exp(sum(chosen))], "03.2": ["银", ("银", "》")], "03.3": [3]}
+    right = {"03.1": [math.exp(sum(chosen))], "03.2": ["银", ("银", "》")]}
     wrong = {"03.1": [sum(chosen), sum(math.exp(v) for v in chosen), math.exp(sum(chosen) / 4), 0.5, 2.0],
-             "03.2": ["》", "秋", "x", ("银", "秋"), 7], "03.3": [6, 2, 0, 2.5]}
-    ctx = {"03.1": {"completion": scored}, "03.2": {"table": table}, "03.3": {"completion": ranked}}
-    return ([Case(e, a, context=ctx[e]) for e, answers in right.items() for a in answers]
-            + [Case(e, a, passes=False, context=ctx[e]) for e, answers in wrong.items() for a in answers])
+             "03.2": ["》", "秋", "x", ("银", "秋"), 7]}
+    ctx = {"03.1": {"completion": scored}, "03.2": {"table": table}}
+    out = ([Case(e, a, context=ctx[e]) for e, answers in right.items() for a in answers]
+           + [Case(e, a, passes=False, context=ctx[e]) for e, answers in wrong.items() for a in answers])
+
+    def scored_by_engine(pick_best: bool):
+        def make(f):
+            ppl = _per_token_perplexity(f["llm"], (real, shuffled))
+            best = (real, shuffled)[ppl.index(min(ppl))]
+            return (best if pick_best else ({real, shuffled} - {best}).pop()), {"llm": f["llm"], "texts": (real, shuffled)}
+        return make
+
+    out += [Case("03.3", scored_by_engine(True), fixtures=("llm",)),
+            Case("03.3", scored_by_engine(False), passes=False, fixtures=("llm",)),
+            Case("03.3", "秋风", passes=False, context={"texts": (real, shuffled)}),
+            Case("03.3", 1, passes=False, context={"texts": (real, shuffled)})]
+    return out

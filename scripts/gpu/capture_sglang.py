@@ -5,9 +5,10 @@ Run on a GPU machine in the SGLang environment (the course's GPU run does this):
     python scripts/gpu/capture_sglang.py OUT_DIR
 
 It starts `python -m sglang.launch_server` on the course model through llmkit.lifecycle, sends the
-requests the course teaches (native /generate: single, batch, n=2, logprobs, streaming; /health;
-/get_model_info; OpenAI completions and chat; a bad request), and writes one JSON file per case to
-OUT_DIR together with the SGLang version. Copy them to tests/fixtures/sglang/ to re-record.
+requests the course teaches (native /generate: single, batch, n=2, logprobs, streaming; the same
+sampling_seed twice; /health; /model_info and /server_info; OpenAI completions and chat; a bad request),
+and writes them to OUT_DIR/sglang_capture.json together with the SGLang version. Copy it to
+tests/fixtures/sglang/ to re-record.
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ def main(out: Path) -> None:
             r = requests.post(url + "/generate", json=body, timeout=60)
             record[name] = {"request": body, "status": r.status_code, "response": r.text[:2000]}
         record["health_after_bad"] = requests.get(url + "/health", timeout=10).status_code
-        record["get_model_info"] = requests.get(url + "/get_model_info", timeout=10).json()
+        record["model_info"] = requests.get(url + "/model_info", timeout=10).json()
+        info = requests.get(url + "/server_info", timeout=10).json()
+        record["server_info"] = {k: info.get(k) for k in ("max_total_num_tokens", "page_size", "schedule_policy",
+                                                          "random_seed", "enable_deterministic_inference",
+                                                          "incremental_streaming_output", "version")}
+        seeded = {"text": CHAT, "sampling_params": {"temperature": 1.0, "max_new_tokens": 24, "sampling_seed": 7}}
+        record["same_seed_twice"] = {"request": seeded, "texts": [
+            requests.post(url + "/generate", json=seeded, timeout=120).json()["text"] for _ in range(2)]}
         served = requests.get(url + "/v1/models", timeout=10).json()
         record["v1_models"] = served
         name = served["data"][0]["id"]
