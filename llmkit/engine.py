@@ -37,6 +37,23 @@ def close_llm(llm) -> None:
         pass
 
 
+def config_refusal(model: str | None = None, **options) -> str | None:
+    """vLLM's verdict on engine options that it checks while building its config: the error, or None.
+
+    Builds only ``EngineArgs(...).create_engine_config()``, in this process: no weights are loaded and
+    no engine starts, so it takes about a second. Limits that need the loaded model (the KV pool) are
+    checked later; ``engine_refusal`` covers those.
+    """
+    from vllm.engine.arg_utils import EngineArgs
+
+    try:
+        EngineArgs(model=model or default_model(), **options).create_engine_config()
+    except Exception as err:  # pydantic wraps the ValueError of the check
+        text = str(err)
+        return text.split("Value error, ", 1)[1].split(" [type=", 1)[0] if "Value error, " in text else text
+    return None
+
+
 ROOT_CAUSE = re.compile(r"^(?:\(\w+ pid=\d+\) )?(?:ERROR [^]]*\] )?(\w*(?:Error|Exception): .+)$")
 
 

@@ -138,15 +138,10 @@ def vllm_refusal(model: str, tp: int) -> str | None:
     Builds only vLLM's configuration (no weights, no GPUs needed); ``distributed_executor_backend="mp"``
     keeps it from checking how many GPUs this machine has, so only the model's rules are tested.
     """
-    from vllm.engine.arg_utils import EngineArgs
+    from llmkit.engine import config_refusal
 
-    try:
-        EngineArgs(model=model, tensor_parallel_size=tp, enforce_eager=True,
-                   distributed_executor_backend="mp" if tp > 1 else None).create_engine_config()
-    except Exception as err:  # pydantic wraps the ValueError of the check
-        text = str(err)
-        return text.split("Value error, ", 1)[1].split(" [type=", 1)[0] if "Value error, " in text else text
-    return None
+    return config_refusal(model, tensor_parallel_size=tp, enforce_eager=True,
+                          distributed_executor_backend="mp" if tp > 1 else None)
 
 
 def tp_unavailable(tp: int, engine: str = "vllm") -> str | None:

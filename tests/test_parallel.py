@@ -280,3 +280,15 @@ def test_save_results_merges_runs(tmp_path):
     merged = parallel.save_results([row("vllm", 1, 1100, 110.0, 41), row("vllm", 2, 2200, 120.0, 50)], path)
     assert [(r["tp"], r["kv_tokens"]) for r in merged] == [(1, 1100), (2, 2200)], "a rerun replaces, a new TP adds"
     assert parallel.load_results(path) == merged
+
+
+def test_the_exercise_constants_agree_with_llmkit_parallel():
+    """Exercise 11.2 checks against Llama-3.1-8B figures computed from its published numbers; llmkit.parallel,
+    which the lesson teaches, must give the same (each is a check on the other)."""
+    from llmkit.exercises.nb11 import LLAMA_KV_TOKENS, LLAMA_WEIGHTS, _accepted_24_8
+
+    rows = {r["tp"]: r for r in parallel.tp_rows(REFERENCE_CONFIGS["Llama-3.1-8B"], tps=(1, 2))}
+    assert {tp: rows[tp]["KV tokens/GPU"] for tp in (1, 2)} == LLAMA_KV_TOKENS
+    assert {tp: rows[tp]["weight bytes/GPU"] for tp in (1, 2)} == LLAMA_WEIGHTS
+    shape = model_shape({**GQA_24_8, "intermediate_size": 24 * 8 * 64})
+    assert {tp for tp in range(1, 25) if parallel.tp_problem(shape, tp) is None} == _accepted_24_8()

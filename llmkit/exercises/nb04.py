@@ -9,18 +9,18 @@ from llmkit.exercises.core import exercise, Hint, need, number
 
 @exercise("04.1", "a temperature (a number)")
 def _ex_04_1(answer: Any, llm: Any = None, prompt: Any = None) -> str:
-    """A temperature that makes the top token at least 50% likely."""
-    from llmkit.logprobs import to_prob
-    from llmkit.sampling import next_token_distribution
+    """A temperature that makes the top token at least 50% likely (asked from the engine itself)."""
+    from vllm import SamplingParams
 
     t = number(answer)
     if t <= 0:
         raise Hint("temperature 0 is greedy: there is no distribution left to look at. Find a temperature above 0.")
     llm, prompt = need("llm", llm), need("prompt", prompt)
-    top = next_token_distribution(llm, prompt, temperature=t).candidates
-    p = to_prob(top[0].logprob)
+    out = llm.generate([prompt], SamplingParams(max_tokens=1, logprobs=20, temperature=t, seed=0), use_tqdm=False)
+    logprobs = sorted((lp.logprob for lp in out[0].outputs[0].logprobs[0].values()), reverse=True)
+    p = math.exp(logprobs[0])
     # Tokens with the top token's logit (ties are common in bf16 on a nearly flat, untrained model) split it evenly.
-    tied = [to_prob(c.logprob) for c in top if c.logprob >= top[0].logprob - 1e-3]
+    tied = [math.exp(x) for x in logprobs if x >= logprobs[0] - 1e-3]
     if p < 0.5 and len(tied) > 1 and sum(tied) > 0.99:
         return (f"at temperature {t:g} the top {len(tied)} tokens hold {sum(tied):.1%} of the probability, p={p:.3f} "
                 f"each: their logits are equal, so no temperature gives one of them more than 1/{len(tied)}. "

@@ -9,10 +9,9 @@ from llmkit.exercises.core import exercise, field_name, Hint
 
 @exercise("09.1", 'the request-level keys as a list of names (or what vllm_to_sglang returned)')
 def _ex_09_1(answer: Any) -> str:
-    """The request-level keys vllm_to_sglang gives for prompt_logprobs."""
-    from llmkit.mapping import vllm_to_sglang
-
-    sampling, request = vllm_to_sglang({"max_tokens": 16, "prompt_logprobs": 1})
+    """The request-level keys vllm_to_sglang gives for prompt_logprobs (SGLang's own names for them)."""
+    sampling = {"max_new_tokens": 16}
+    request = {"return_logprob": True, "logprob_start_len": 0, "top_logprobs_num": 1}
     expected = set(request)
     if isinstance(answer, (list, tuple)) and len(answer) == 2 and all(isinstance(a, dict) for a in answer):
         answer = answer[1]

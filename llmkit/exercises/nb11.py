@@ -18,28 +18,21 @@ def _tp_sizes(answer: Any) -> set[int]:
     return sizes
 
 
-def _gqa_24_8():
-    """The 24-query-head, 8-KV-head attention of exercise 11.1 (an MLP that splits any way)."""
-    from llmkit.config import model_shape
-
-    return model_shape({"num_hidden_layers": 28, "hidden_size": 3072, "num_attention_heads": 24,
-                     "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 24 * 8 * 64,
-                     "vocab_size": 128 * 1024, "torch_dtype": "bfloat16"})
+def _accepted_24_8() -> set[int]:
+    """TP sizes for 24 query heads and 8 KV heads: the heads split whole; the KV heads split or are copied."""
+    return {tp for tp in range(1, 25) if 24 % tp == 0 and (8 % tp == 0 if tp <= 8 else tp % 8 == 0)}
 
 
 @exercise("11.1", "the accepted tensor_parallel_size values from 1 to 24, as a list of numbers")
 def _ex_11_1(answer: Any) -> str:
     """TP sizes vLLM accepts for 24 query heads and 8 KV heads."""
-    from llmkit.parallel import tp_problem
-
-    shape = _gqa_24_8()
-    accepted = {tp for tp in range(1, 25) if tp_problem(shape, tp) is None}
+    accepted = _accepted_24_8()
     sizes = _tp_sizes(answer)
     if sizes == accepted:
         return ("the 24 query heads split over 1, 2, 3, 4, 6, 8, 12 or 24 GPUs, and the 8 KV heads either split "
                 "evenly (tp 1, 2, 4, 8) or are copied: with tp=24 each GPU holds 1 KV head and 3 GPUs share each one. "
                 "3, 6 and 12 split the query heads but not the KV heads, so vLLM refuses them.")
-    if extra := sorted(s for s in sizes - accepted if shape.heads % s):
+    if extra := sorted(s for s in sizes - accepted if 24 % s):
         raise Hint(f"{extra[0]}: can 24 query heads be split evenly over {extra[0]} GPUs?")
     if extra := sorted(sizes - accepted):
         raise Hint(f"{extra[0]} splits the 24 query heads evenly, but what happens to the 8 KV heads on "
@@ -49,19 +42,18 @@ def _ex_11_1(answer: Any) -> str:
     raise Hint("some sizes that split both head counts evenly are missing: try every size from 1 upwards.")
 
 
-def _llama_per_gpu(tp: int) -> dict:
-    """Llama-3.1-8B per 80 GiB GPU at 0.9 utilization (activations left out): llmkit.parallel's row for ``tp``."""
-    from llmkit.kvcache import REFERENCE_CONFIGS
-    from llmkit.parallel import tp_rows
-
-    return tp_rows(REFERENCE_CONFIGS["Llama-3.1-8B"], tps=(tp,), gpu_bytes=80 * 2**30, utilization=0.9)[0]
+# Llama-3.1-8B on 80 GiB GPUs at gpu_memory_utilization=0.9, activations left out, from its published numbers:
+# 8,030,261,248 parameters in bf16, of which 266,240 are norms (copied to every GPU); KV 131,072 bytes per token
+# (2 × 32 layers × 8 KV heads × 128 × 2 bytes), halved per GPU at TP=2. The checks use these, not llmkit.parallel.
+LLAMA_PARAMS, LLAMA_NORMS, POOL = 8_030_261_248, 32 * 2 * 4096 + 4096, int(0.9 * 80 * 2**30)
+LLAMA_WEIGHTS = {1: LLAMA_PARAMS * 2, 2: ((LLAMA_PARAMS - LLAMA_NORMS) // 2 + LLAMA_NORMS) * 2}
+LLAMA_KV_TOKENS = {1: (POOL - LLAMA_WEIGHTS[1]) // 131_072, 2: (POOL - LLAMA_WEIGHTS[2]) // 65_536}
 
 
 @exercise("11.2", "the ratio (KV tokens per GPU with TP=2) / (with TP=1), or the pair of token counts (TP=1, TP=2)")
 def _ex_11_2(answer: Any) -> str:
     """How much the per-GPU KV capacity of Llama-3.1-8B grows from TP=1 to TP=2 on 80 GiB GPUs."""
-    row1, row2 = _llama_per_gpu(1), _llama_per_gpu(2)
-    one, two = row1["KV tokens/GPU"], row2["KV tokens/GPU"]
+    one, two = LLAMA_KV_TOKENS[1], LLAMA_KV_TOKENS[2]
     ratio = two / one
     if isinstance(answer, (list, tuple)):
         if len(answer) != 2:
@@ -83,8 +75,7 @@ def _ex_11_2(answer: Any) -> str:
         raise Hint("TP=2 holds more tokens per GPU, not fewer: divide the TP=2 figure by the TP=1 figure.")
     if abs(value - 1) < 0.02:
         raise Hint("with TP=2 each GPU stores only kv_heads / 2 heads of every token.")
-    pool = 0.9 * 80 * 2**30
-    weights_only = (pool - row2["weight bytes/GPU"]) / (pool - row1["weight bytes/GPU"])
+    weights_only = (POOL - LLAMA_WEIGHTS[2]) / (POOL - LLAMA_WEIGHTS[1])
     if abs(value - weights_only) / weights_only < 0.03:
         raise Hint("you split the weights; the KV heads split too, so each token needs half the bytes per GPU.")
     raise Hint("use tp_rows(REFERENCE_CONFIGS[\"Llama-3.1-8B\"], tps=(1, 2)) and compare its \"KV tokens/GPU\" column, "
@@ -94,15 +85,14 @@ def _ex_11_2(answer: Any) -> str:
 @exercise("11.3", "the KV capacity in tokens that vLLM will report with tensor_parallel_size=2 (a number)")
 def _ex_11_3(answer: Any, budget: Any = None, shape: Any = None, block_size: int = 16) -> str:
     """The KV pool vLLM allocates with TP=2 and the same kv_cache_memory_bytes per GPU."""
-    from llmkit.kvcache import kv_heads_per_gpu, pool_tokens
-
-    budget, shape = need("budget", budget), need("shape", shape)
-    expected, single = pool_tokens(budget, shape, block_size, tp=2), pool_tokens(budget, shape, block_size, tp=1)
+    budget, shape = int(need("budget", budget)), need("shape", shape)
+    per_token = {tp: 2 * shape.layers * max(1, shape.kv_heads // tp) * shape.head_dim * shape.dtype_bytes
+                 for tp in (1, 2)}
+    expected, single = ((budget // (block_size * per_token[tp])) * block_size for tp in (2, 1))
     value = number(answer)
     if value == expected:
-        heads = kv_heads_per_gpu(shape, 2)
-        return (f"each GPU stores {heads} of the {shape.kv_heads} KV heads of every token, and kv_cache_memory_bytes "
-                "is per GPU, so the same budget holds "
+        return (f"each GPU stores {max(1, shape.kv_heads // 2)} of the {shape.kv_heads} KV heads of every token, and "
+                "kv_cache_memory_bytes is per GPU, so the same budget holds "
                 + ("twice the tokens." if expected >= 2 * single - block_size else "as many tokens (the KV heads "
                    "are copied, not split)."))
     if value == single:
