@@ -44,7 +44,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 300.0  # seconds to wait for /health; a first GPU start compiles kernels
 STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 40  # log lines quoted in error messages
-GPU_SHARE = 0.4  # GPU memory fraction per vLLM server on a GPU: two fit on one device
+GPU_SHARE = 0.4  # GPU memory fraction per vLLM server on a GPU (not small-machine mode): two fit on one device
 
 _LIVE: set["ServerHandle"] = set()
 _LIVE_LOCK = threading.Lock()
@@ -438,7 +438,8 @@ def vllm_server_options(**engine_args: Any) -> dict[str, Any]:
     """vLLM engine options for a server here: ``llm_kwargs()`` (the small-machine switch), then ``engine_args``.
 
     On a GPU, a server gets ``gpu_memory_utilization=0.4`` unless told otherwise (vLLM's own default,
-    0.92, would leave no room for a second server, and notebook 06 runs two side by side).
+    0.92, would leave no room for a second server, and notebook 05 runs two side by side); in small-machine
+    mode ``llm_kwargs()`` has already set a smaller share.
     """
     opts = llm_kwargs(**engine_args)
     if gpu_count() > 0 and not {"gpu_memory_utilization", "kv_cache_memory_bytes"} & opts.keys():

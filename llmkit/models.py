@@ -18,6 +18,9 @@ from llmkit import tiny_poet
 
 HUB_MODEL = "Qwen/Qwen3-0.6B"
 CPU_KV_CACHE_BYTES = 256 * 2**20  # 256 MiB: 131,072 tokens of tiny-poet, plenty for CI
+# On a GPU in small-machine mode each engine or server takes this share of the GPU, so several fit side by
+# side (the course's GPU test runs three notebook streams at once on one GPU).
+SMALL_GPU_SHARE = 0.15
 
 
 class ModelNotFound(FileNotFoundError):
@@ -100,7 +103,7 @@ def llm_kwargs(**overrides) -> dict:
         # Eager mode skips CUDA-graph capture; a short context keeps the KV budget small.
         kw.update(enforce_eager=True, max_model_len=1024, max_num_seqs=16)
         if gpu_count() > 0:
-            kw["gpu_memory_utilization"] = 0.3
+            kw["gpu_memory_utilization"] = SMALL_GPU_SHARE
         else:
             # On CPU, vLLM reads gpu_memory_utilization as a fraction of the NUMA node's RAM; an
             # explicit KV budget is smaller, predictable, and skips the profiling warm-up.
@@ -117,7 +120,7 @@ def sglang_kwargs(**overrides) -> dict:
     """
     kw: dict = {"random_seed": 0}
     if small_machine():
-        kw.update(disable_cuda_graph=True, mem_fraction_static=0.3, context_length=1024)
+        kw.update(disable_cuda_graph=True, mem_fraction_static=SMALL_GPU_SHARE, context_length=1024)
     backend = os.environ.get("LLMKIT_SGLANG_ATTENTION_BACKEND")
     if backend:
         kw["attention_backend"] = backend

@@ -6,7 +6,7 @@
 #
 # Defaults: host 127.0.0.1, port $PORT or 30000 (SGLang's own default), model from
 # `python -m llmkit model`. With LLMKIT_SMALL=1 it adds --context-length 1024
-# --mem-fraction-static 0.3 --max-running-requests 16 --disable-cuda-graph (a quick start, a small
+# --mem-fraction-static 0.15 --max-running-requests 16 --disable-cuda-graph (a quick start, a small
 # KV pool). It prints the plain command first. Ready when `curl -s 127.0.0.1:30000/health` answers
 # 200 (SGLang's /v1/models answers earlier, before warm-up ends). Stop it with Ctrl-C.
 set -euo pipefail
@@ -35,7 +35,7 @@ case "$small" in 0|false|False|"") small=0 ;; *) small=1 ;; esac
 
 ARGS=(--model-path "$MODEL" --host "$HOST" --port "$PORT" --random-seed 0)
 if [ "$small" = 1 ]; then
-  ARGS+=(--context-length 1024 --mem-fraction-static 0.3 --max-running-requests 16 --disable-cuda-graph)
+  ARGS+=(--context-length 1024 --mem-fraction-static 0.15 --max-running-requests 16 --disable-cuda-graph)
 fi
 
 CMD=(python -m sglang.launch_server "${ARGS[@]}" "$@")
