@@ -180,6 +180,7 @@ BAD_INPUTS = [
     ("stream-not-bool", {"prompt": "a", "stream": "yes"}, 422, "stream", "valid boolean"),
     ("unknown-field", {"prompt": "a", "max_token": 64}, 422, "max_token", "unknown field 'max_token'"),
     ("oversized-prompt", {"prompt": LONG_PROMPT}, 400, "prompt", "max_model_len"),
+    ("greedy-with-n", {"prompt": "a", "n": 2, "temperature": 0}, 400, None, "n must be 1 when using greedy"),
     ("not-json", b"prompt=hello", 400, None, "not valid JSON"),
     ("truncated-json", b'{"prompt": "a", ', 400, None, "not valid JSON"),
     ("json-array", b'["a", "b"]', 400, None, "JSON object"),
@@ -233,6 +234,28 @@ def test_oversized_body_is_413(server):
                          headers={"Content-Type": "application/json", **server.headers})
     assert resp.status_code == 200 and len(resp.json()["results"]) == 1
     assert_healthy(server)
+
+
+def test_engine_logs_no_deprecated_prompt_warning(server):
+    """The engine gets a TokensInput: no "raw prompts are deprecated" warning (or any other) once serving."""
+    post(server, {"prompt": NOTE_PROMPT, "max_tokens": 4, "n": 2})
+    log = server.log_path.read_text(encoding="utf-8", errors="replace")
+    serving = log[log.index("Application startup complete"):]
+    assert "POST /generate" in serving
+    assert [line for line in serving.splitlines() if "deprecat" in line.lower()] == []
+
+
+def test_the_notes_command_runs_this_server():
+    """`python servers/vllm_server.py --help` is this server: our options and every vLLM engine option."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "servers" / "vllm_server.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for flag in ("--max-body-bytes", "--api-key", "--max-n", "--max-model-len", "--enforce-eager"):
+        assert flag in done.stdout
 
 
 def test_client_raises_server_error_with_status_and_message(server):
