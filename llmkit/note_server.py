@@ -26,7 +26,8 @@ uses, and the server keeps serving:
 - 400: the body is not JSON or not an object; the prompt is longer than the model allows
   (prompt tokens + max_tokens > max_model_len); the engine rejected the sampling parameters.
 - 401: ``--api-key`` is set and the ``Authorization: Bearer <key>`` header is missing or wrong.
-- 413: the body is larger than ``--max-body-bytes``.
+- 413: the body is larger than ``--max-body-bytes`` (the rest of it is read and dropped first, up to
+  64 MiB, so that a client still sending it can read the answer).
 - 422: a field is missing, has the wrong type (types are strict: ``"0.5"`` is not a number, ``true``
   and ``64.0`` are not integers) or is out of range, or the body has a field this server does not know. Unknown
   fields are rejected rather than ignored, so a typo such as ``max_token`` cannot silently fall back
@@ -74,6 +75,7 @@ logger = logging.getLogger("vllm_server")
 MAX_N = 16  # samples per request; a cap keeps one request from occupying the whole batch
 MAX_STOP = 16  # stop strings per request
 MAX_BODY_BYTES = 1 << 20  # 1 MiB of JSON is far more than max_model_len tokens of any prompt
+DRAIN_BYTES = 64 << 20  # a refused body is read and dropped up to this size, so the client sees the 413
 SEED_MAX = 2**32 - 1  # exact in every JSON parser (doubles lose 2**63 - 1)
 TEMPERATURE_MAX = 2.0  # vLLM's own upper bound (it rejects higher values)
 THREAD_PROMPT_CHARS = 4096  # longer prompts are tokenized in a thread, off the event loop
@@ -412,21 +414,43 @@ async def require_key(request: Request, cred: Optional[HTTPAuthorizationCredenti
 # --------------------------------------------------------------------------------------------------
 # The body-size limit
 # --------------------------------------------------------------------------------------------------
+async def drain(receive: Any, budget: int) -> bool:
+    """Read and drop the rest of a request body, at most about ``budget`` bytes; True when its end arrived."""
+    while budget >= 0:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return False
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
+
+
 class BodyLimit:
     """ASGI middleware: refuse bodies over ``max_bytes`` with 413, by Content-Length or, for a chunked
-    body, while it streams in (it is buffered up to the limit, then replayed to the app)."""
+    body, while it streams in (it is buffered up to the limit, then replayed to the app).
 
-    def __init__(self, app: Any, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    Before the 413 goes out, the rest of the refused body is read and dropped (up to ``drain_bytes``). A
+    server that closes a connection with unread data makes the kernel answer with a reset, and a client
+    still sending its body then sees ``Connection reset by peer`` instead of the 413. Nothing is read for
+    a client that sent ``Expect: 100-continue`` (it waits for the answer before sending the body).
+    """
 
-    async def __call__(self, scope, receive, send):
+    def __init__(self, app: Any, max_bytes: int, drain_bytes: int = DRAIN_BYTES):
+        self.app, self.max_bytes, self.drain_bytes = app, max_bytes, drain_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        size = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        size = headers.get(b"content-length")
         if size is not None:
-            if not size.isdigit() or int(size) > self.max_bytes:
-                return await self._refuse(send)
-            return await self.app(scope, receive, send)
+            if size.isdigit() and int(size) <= self.max_bytes:
+                return await self.app(scope, receive, send)
+            waits = headers.get(b"expect", b"").lower() == b"100-continue"
+            if size.isdigit() and int(size) <= self.drain_bytes and not waits:
+                await drain(receive, int(size))
+            return await self._refuse(send)
         chunks, seen, more = [], 0, True
         while more:
             message = await receive()
@@ -436,6 +460,9 @@ class BodyLimit:
             seen += len(chunks[-1])
             more = message.get("more_body", False)
             if seen > self.max_bytes:
+                chunks.clear()
+                if more:
+                    await drain(receive, self.drain_bytes - seen)
                 return await self._refuse(send)
         replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
@@ -444,8 +471,8 @@ class BodyLimit:
 
         await self.app(scope, replayed, send)
 
-    async def _refuse(self, send) -> None:
-        """Send the 413 answer (and close the connection: the rest of the body is not read)."""
+    async def _refuse(self, send: Any) -> None:
+        """Send the 413 answer, and close the connection afterwards."""
         body = json.dumps(error_body(413, f"request body over {self.max_bytes} bytes")).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

@@ -3,9 +3,9 @@
 Each piece is a plain function or class: the request model, sampling parameters (real
 ``vllm.SamplingParams``), the prompt (the real tiny-poet tokenizer, loaded as vLLM loads it), the reply and
 the stream events (vLLM's own ``RequestOutput``/``CompletionOutput``/``Logprob``, filled in by hand), the
-API key and the error mapping. The error handlers and the key check are also run together for real:
-``app_shell`` (what ``create_app`` builds on) with one route that needs no engine, served by uvicorn on
-127.0.0.1 and called with ``requests``.
+API key, the error mapping and the body limit. The error handlers, the key check and the body limit are
+also run together for real: ``app_shell`` (what ``create_app`` builds on) with one route that needs no
+engine, served by uvicorn on 127.0.0.1 and called with ``requests`` and raw sockets.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import math
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 import requests
@@ -30,8 +32,8 @@ from vllm.outputs import RequestOutput  # noqa: E402
 from vllm.sampling_params import RequestOutputKind, SamplingParams  # noqa: E402
 
 from llmkit.exercises.samples import completion, logprob  # noqa: E402
-from llmkit.note_server import (MAX_N, SSE_DONE, RequestError, StreamState, app_shell,  # noqa: E402
-                                check_api_key, check_fits, engine_prompt, error_body, make_request_model,
+from llmkit.note_server import (MAX_N, SSE_DONE, BodyLimit, RequestError, StreamState, app_shell,  # noqa: E402
+                                check_api_key, check_fits, drain, engine_prompt, error_body, make_request_model,
                                 prompt_ids, prompt_text, reply, require_key, sampling_params, sse, steps_json,
                                 stop_strings, stream_events, validation_error)
 
@@ -352,6 +354,87 @@ def test_validation_error_for_invalid_json():
     assert code == 400 and payload["error"]["message"] == "the request body is not valid JSON (Expecting value)"
 
 
+# ---------------------------------------------------------------------------------------------- body limit (ASGI)
+def _messages(body: bytes, chunk: int) -> list[dict]:
+    """A request body as the ASGI server delivers it, in ``chunk``-byte messages."""
+    parts = [body[i:i + chunk] for i in range(0, len(body), chunk)] or [b""]
+    return [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+
+
+def _run_limit(body: bytes, *, chunk: int = 1000, headers: list | None = None, max_bytes: int = 4000,
+               drain_bytes: int = 100_000) -> tuple[list[dict], list[dict], list]:
+    """Run BodyLimit over an app that echoes its body's size; return what was sent, what the app got, the rest."""
+    queue = _messages(body, chunk)
+    sent: list[dict] = []
+    got: list[dict] = []
+
+    async def app(scope, receive, send):
+        more = True
+        while more:
+            message = await receive()
+            got.append(message)
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(sum(len(m["body"]) for m in got)).encode()})
+
+    async def receive():
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers or []}
+    asyncio.run(BodyLimit(app, max_bytes, drain_bytes)(scope, receive, send))
+    return sent, got, queue
+
+
+def _length(n: int) -> list:
+    return [(b"content-length", str(n).encode())]
+
+
+def test_body_limit_passes_small_bodies_through():
+    """Under the limit: by Content-Length the app reads the body itself; chunked, it gets it whole."""
+    sent, got, rest = _run_limit(b"x" * 3000, headers=_length(3000))
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"3000" and len(got) == 3 and rest == []
+    sent, got, rest = _run_limit(b"x" * 3000)
+    assert sent[1]["body"] == b"3000" and got == [{"type": "http.request", "body": b"x" * 3000, "more_body": False}]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_body_limit_reads_the_refused_body_then_answers_413(declared):
+    """Over the limit: the app never runs, the body is read to its end, then the 413 JSON (and close)."""
+    sent, got, rest = _run_limit(b"x" * 50_000, headers=_length(50_000) if declared else [])
+    assert got == [] and rest == [], "the whole body was read"
+    start, end = sent
+    assert start["status"] == 413 and (b"connection", b"close") in start["headers"]
+    assert json.loads(end["body"])["error"] == {"message": "request body over 4000 bytes",
+                                                "type": "request_too_large", "param": None, "code": 413}
+
+
+def test_body_limit_drains_no_more_than_its_budget():
+    """A refused body larger than the drain budget is not read to its end (the connection is then dropped)."""
+    sent, _, rest = _run_limit(b"x" * 50_000, drain_bytes=10_000)
+    assert sent[0]["status"] == 413 and 30 <= len(rest) <= 40
+    sent, _, rest = _run_limit(b"x" * 50_000, headers=_length(50_000), drain_bytes=10_000)
+    assert sent[0]["status"] == 413 and len(rest) == 50, "declared over the budget: nothing is read"
+
+
+def test_body_limit_reads_nothing_for_expect_100_continue():
+    """A client that waits for 100 Continue has not sent its body: the 413 goes out at once."""
+    sent, _, rest = _run_limit(b"x" * 50_000, headers=_length(50_000) + [(b"expect", b"100-continue")])
+    assert sent[0]["status"] == 413 and len(rest) == 50
+
+
+def test_drain_stops_when_the_client_goes_away():
+    """A disconnect ends the drain early."""
+    queue = [{"type": "http.request", "body": b"x", "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive():
+        return queue.pop(0)
+
+    assert asyncio.run(drain(receive, 1000)) is False and queue == []
+
+
 # ---------------------------------------------------------------------------------------------- the shell, served
 @contextlib.contextmanager
 def serving(app):
@@ -437,3 +520,30 @@ def test_shell_unknown_path_is_in_the_shared_shape(shell):
     """Starlette's 404 and 405 use the same error body."""
     for resp in (requests.get(shell + "/nope", timeout=30), requests.get(shell + "/params", timeout=30)):
         assert resp.json()["error"]["code"] == resp.status_code in (404, 405)
+
+
+TEN_MB = 10 * 2**20
+
+
+def test_shell_413_is_read_by_every_client(shell, raw_post):
+    """10 MB over a 1 MiB limit: requests (both framings), urllib and a raw socket all read the 413 JSON,
+    the connection ends with a clean close (no reset while the client is still sending), and the server serves on."""
+    big = json.dumps({"prompt": "a" * TEN_MB}).encode()
+    chunked = (big[i:i + 65536] for i in range(0, len(big), 65536))
+    for data in (big, chunked):
+        resp = requests.post(shell + "/params", data=data, headers={"Content-Type": "application/json", **AUTH},
+                             timeout=120)
+        assert resp.status_code == 413 and resp.json()["error"]["type"] == "request_too_large"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(urllib.request.Request(shell + "/params", data=big, headers=AUTH), timeout=120)
+    assert info.value.code == 413
+    send_error, answer, clean = raw_post(shell, "/params", big, {"Content-Type": "application/json", **AUTH})
+    assert send_error is None and clean, (send_error, answer[:80])
+    assert answer.startswith(b"HTTP/1.1 413 ") and b'"request_too_large"' in answer
+    assert requests.post(shell + "/params", json=NOTE_BODY, headers=AUTH, timeout=30).status_code == 200
+
+
+def test_shell_413_before_the_body_with_expect_100_continue(shell, raw_post):
+    """With Expect: 100-continue the answer comes before the body is sent, and no 100 Continue is sent."""
+    _, answer, clean = raw_post(shell, "/params", b"x" * TEN_MB, {"Expect": "100-continue", **AUTH}, send_body=False)
+    assert clean and answer.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in answer

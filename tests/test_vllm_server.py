@@ -236,6 +236,31 @@ def test_oversized_body_is_413(server):
     assert_healthy(server)
 
 
+TEN_MB = json.dumps({"prompt": "a" * (10 << 20)}).encode()  # 10 MiB of JSON, ten times the limit
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_10mb_body_gets_the_413_json_not_a_reset(server, framing):
+    """A requests client posting 10 MB reads the 413 JSON (the server reads the body, then answers); /health is 200."""
+    data = TEN_MB if framing == "content-length" else (TEN_MB[i:i + 65536] for i in range(0, len(TEN_MB), 65536))
+    resp = requests.post(server.url + "/generate", data=data, timeout=120,
+                         headers={"Content-Type": "application/json", **server.headers})
+    err = assert_error_shape(resp, 413)
+    assert err["type"] == "request_too_large" and "1048576 bytes" in err["message"]
+    assert resp.headers["connection"] == "close"
+    assert_healthy(server)
+
+
+def test_10mb_body_connection_closes_cleanly(server, raw_post):
+    """At the socket: the whole 10 MB is accepted, the 413 arrives, and the connection ends with a clean close
+    (before the fix the server closed with the body unread: the kernel reset the connection mid-send)."""
+    send_error, answer, clean = raw_post(server.url, "/generate", TEN_MB,
+                                         {"Content-Type": "application/json", **server.headers})
+    assert send_error is None and clean, (send_error, answer[:100])
+    assert answer.startswith(b"HTTP/1.1 413 ") and b'"request_too_large"' in answer
+    assert_healthy(server)
+
+
 def test_engine_logs_no_deprecated_prompt_warning(server):
     """The engine gets a TokensInput: no "raw prompts are deprecated" warning (or any other) once serving."""
     post(server, {"prompt": NOTE_PROMPT, "max_tokens": 4, "n": 2})
