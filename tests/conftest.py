@@ -40,7 +40,7 @@ def processed_llm(tiny_poet_dir):
 @pytest.fixture(scope="module")
 def vllm_server(tiny_poet_dir):
     """vLLM's own OpenAI-compatible server on tiny-poet, one per test module that asks for it (modules such as
-    test_servers.py check that no server of theirs is left running, so none may outlive its module)."""
+    test_lifecycle.py check that no server of theirs is left running, so none may outlive its module)."""
     pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
     from llmkit.lifecycle import start_vllm_server
 
