@@ -4,6 +4,7 @@ Engine starts are the slow part on a 2-core CPU, so the module shares one note s
 handle tests and ends it with SIGKILL; a few more start only as far as each test needs. The process-group
 runner (run_group), the watchdog (``python -m llmkit.lifecycle watch``) and launch/stop themselves are
 tested first with small programs that leave a grandchild behind in their group, which start in a blink.
+The last section runs the launch scripts in servers/.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ import time
 
 import pytest
 
+from pathlib import Path
+
 from llmkit import clients, gpu_count
 from llmkit.lifecycle import (PortInUse, ServerDied, ServerNotReady, ServerStartError, ServerUnavailable, cli_flags,
                               describe_exit, free_port, group_members, launch, note_server_command, port_in_use,
                               run_group, running_servers, sglang_server_options, start_note_server,
                               start_sglang_server, start_vllm_server, vllm_server_command)
+from llmkit.models import llm_kwargs
 
 psutil = pytest.importorskip("psutil")
 TIMEOUT = 300
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def running(pid: int) -> bool:
@@ -398,3 +403,46 @@ def test_sigkill_is_reported_and_stop_leaves_nothing(server):
     assert wait_until(lambda: not port_in_use(server.port), 10)
     server.stop()  # idempotent
 
+
+# ---------------------------------------------------------------------------------------------- launch scripts
+def test_vllm_flags_are_llm_kwargs(monkeypatch):
+    """`python -m llmkit vllm-flags` (what launch_vllm.sh passes on) is llm_kwargs() as flags: one source."""
+    for small in ("1", "0"):
+        monkeypatch.setenv("LLMKIT_SMALL", small)
+        done = subprocess.run([sys.executable, "-m", "llmkit", "vllm-flags"], capture_output=True, text=True,
+                              timeout=120, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == cli_flags(llm_kwargs())
+    assert "--enforce-eager" not in cli_flags(llm_kwargs())  # LLMKIT_SMALL=0 here: the full-size settings
+
+
+@pytest.mark.engine
+def test_launch_vllm_sh_serves_on_localhost(tiny_poet_dir):
+    """servers/launch_vllm.sh runs `vllm serve` (on CPU too) with the course defaults on 127.0.0.1; extra flags
+    (here --port) pass through; it answers /health and a completion, and stop() leaves nothing."""
+    script = ROOT / "servers" / "launch_vllm.sh"
+    handle = launch("launch_vllm", ["bash", str(script), "--port", "{port}"], timeout=TIMEOUT,
+                    env={"PYTHON": sys.executable, "LLMKIT_MODEL": str(tiny_poet_dir)}, model=str(tiny_poet_dir))
+    try:
+        log = handle.logs(400)
+        plain = next(line for line in log.splitlines() if line.strip().startswith("vllm serve "))
+        assert f"--host 127.0.0.1 --port 8000 {' '.join(cli_flags(llm_kwargs()))} --port {handle.port}" in plain
+        listening = {c.laddr.ip for c in psutil.net_connections("tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == handle.port}
+        assert listening == {"127.0.0.1"}
+        assert clients.served_model(handle) == str(tiny_poet_dir)
+        assert clients.openai_completion(handle, "写一首七言绝句", max_tokens=4).texts
+        members = handle.processes()
+        assert len(members) >= 2, "vllm serve and its engine process"
+    finally:
+        handle.stop()
+    assert not any(running(p) for p in members) and handle.processes() == []
+    assert wait_until(lambda: not port_in_use(handle.port), 10)
+
+
+@pytest.mark.skipif(gpu_count() > 0, reason="this machine has a GPU: SGLang may run here")
+def test_launch_sglang_sh_without_gpu_says_why():
+    """On a machine without an NVIDIA GPU the SGLang script exits at once with the reason."""
+    done = subprocess.run(["bash", str(ROOT / "servers" / "launch_sglang.sh")], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "LLMKIT_SGLANG_PYTHON": sys.executable})
+    assert done.returncode == 1 and "no NVIDIA GPU" in done.stderr and "launch_vllm.sh" in done.stderr
