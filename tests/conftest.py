@@ -40,10 +40,43 @@ def processed_llm(tiny_poet_dir):
 @pytest.fixture(scope="module")
 def vllm_server(tiny_poet_dir):
     """vLLM's own OpenAI-compatible server on tiny-poet, one per test module that asks for it (modules such as
-    test_servers.py check that no server of theirs is left running, so none may outlive its module)."""
+    test_lifecycle.py check that no server of theirs is left running, so none may outlive its module)."""
     pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
     from llmkit.lifecycle import start_vllm_server
 
     handle = start_vllm_server(str(tiny_poet_dir), timeout=300)
     yield handle
     handle.stop()
+
+
+def _raw_post(url: str, path: str, body: bytes, headers: dict[str, str],
+              send_body: bool = True) -> tuple[str | None, bytes, bool]:
+    """POST over a bare socket: (the errno name if sending failed, every byte of the answer, whether it ended in
+    a clean close). A server that closes with part of the body unread resets the connection instead."""
+    import errno
+    import socket
+
+    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
+    head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": host, "Content-Length": str(len(body)), **headers}.items())
+    with socket.create_connection((host, int(port)), timeout=120) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode())
+        send_error = None
+        try:
+            if send_body:
+                sock.sendall(body)
+        except OSError as exc:
+            send_error = errno.errorcode.get(exc.errno or 0, str(exc))
+        answer, clean = b"", False
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+            clean = True
+        except OSError:
+            pass
+    return send_error, answer, clean
+
+
+@pytest.fixture
+def raw_post():
+    """``raw_post(url, path, body, headers, send_body=True)``: see ``_raw_post``."""
+    return _raw_post
