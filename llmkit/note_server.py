@@ -260,14 +260,17 @@ def _tokens(count: int) -> str:
 
 
 def prompt_text(tokenizer: Any, prompt: str, chat: bool) -> tuple[str, bool]:
-    """The text to tokenize and whether to add special tokens: the prompt, or the chat template around it."""
+    """The text to tokenize and whether to add special tokens: the prompt, or the chat template around it.
+
+    The note's server answers poems, not thoughts: a thinking model's template (Qwen3) gets thinking off.
+    """
     if not chat:
         return prompt, True
     if not getattr(tokenizer, "chat_template", None):
         raise RequestError(400, "chat=true, but this model's tokenizer has no chat template", "chat")
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                         add_generation_prompt=True)
-    return text, False  # the template already holds the special tokens
+    from llmkit.chat import render
+
+    return render(tokenizer, prompt, thinking=False), False  # the template already holds the special tokens
 
 
 def check_fits(n_prompt: int, max_tokens: int, max_model_len: int) -> None:
