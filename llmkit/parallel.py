@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -174,37 +173,6 @@ def device_name() -> str:
 
     found = gpus()
     return f"{len(found)} × {found[0][0]}" if found else f"CPU ({os.cpu_count()} cores)"
-
-
-def offline_throughput(llm, prompts: Sequence[str], max_tokens: int = 64, warmup: bool = True) -> dict:
-    """Generate ``max_tokens`` per prompt (``ignore_eos``) with a ``vllm.LLM``; output tokens per second."""
-    from vllm import SamplingParams
-
-    if warmup:
-        llm.generate(list(prompts[:1]), SamplingParams(max_tokens=4), use_tqdm=False)
-    params = SamplingParams(max_tokens=max_tokens, temperature=0.8, ignore_eos=True, seed=0)
-    t0 = time.perf_counter()
-    outputs = llm.generate(list(prompts), params, use_tqdm=False)
-    seconds = time.perf_counter() - t0
-    tokens = sum(len(c.token_ids) for out in outputs for c in out.outputs)
-    return {"requests": len(prompts), "output_tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
-
-
-def server_throughput(server, prompt: str, n: int = 16, max_tokens: int = 64, warmup: bool = True) -> dict:
-    """Send ``n`` /v1/completions requests at once (``ignore_eos``); output tokens per second."""
-    from llmkit.clients import openai_completion, served_model
-
-    model = served_model(server)
-    ask = lambda k: openai_completion(server, prompt, model=model, max_tokens=k, temperature=0.8,  # noqa: E731
-                                      ignore_eos=True)
-    if warmup:
-        ask(4)
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(n) as pool:
-        gens = list(pool.map(lambda _: ask(max_tokens), range(n)))
-    seconds = time.perf_counter() - t0
-    tokens = sum((g.usage or {}).get("completion_tokens") or 0 for g in gens)
-    return {"requests": n, "output_tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
 
 
 def kv_tokens_from_server_info(info: Any) -> int | None:

@@ -177,31 +177,9 @@ def test_device_name(monkeypatch):
     assert parallel.device_name().startswith("CPU (")
 
 
-# ------------------------------------------------------------------------------------ throughput
-class FakeLLM:
-    """A vllm.LLM stand-in: every request gets exactly max_tokens tokens; records the params it was given."""
-
-    def __init__(self):
-        self.calls = []
-
-    def generate(self, prompts, params, use_tqdm=True):
-        self.calls.append((list(prompts), params))
-        return [SimpleNamespace(outputs=[SimpleNamespace(token_ids=list(range(params.max_tokens)))]) for _ in prompts]
-
-
-def test_offline_throughput_counts_tokens_and_ignores_eos():
-    pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
-    llm = FakeLLM()
-    result = parallel.offline_throughput(llm, ["写一首诗"] * 8, max_tokens=32)
-    assert result["requests"] == 8 and result["output_tokens"] == 8 * 32 and result["tokens_per_s"] > 0
-    (warm, _), (timed, params) = llm.calls
-    assert len(warm) == 1 and len(timed) == 8 and params.ignore_eos and params.max_tokens == 32
-
-
+# ------------------------------------------------------------------------------------ SGLang server info
 class _Handler(BaseHTTPRequestHandler):
-    """/v1/models, /v1/completions (usage = max_tokens), and SGLang's /get_server_info (404 on /server_info)."""
-
-    seen: list = []
+    """SGLang's /get_server_info (and 404 on /server_info)."""
 
     def _send(self, status, body):
         data = json.dumps(body).encode()
@@ -212,18 +190,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        if self.path == "/v1/models":
-            self._send(200, {"data": [{"id": "m"}]})
-        elif self.path == "/get_server_info":
+        if self.path == "/get_server_info":
             self._send(200, {"tp_size": 2, "internal_states": [{"max_total_num_tokens": 123_456}]})
         else:
             self._send(404, {"detail": "Not Found"})
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).seen.append(body)
-        self._send(200, {"object": "text_completion", "choices": [{"index": 0, "text": "秋", "finish_reason": "length"}],
-                         "usage": {"completion_tokens": body["max_tokens"]}})
 
     def log_message(self, *args):
         pass
@@ -234,16 +204,9 @@ def fake_server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    _Handler.seen = []
     yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_address[1]}", api_key=None)
     httpd.shutdown()
     httpd.server_close()
-
-
-def test_server_throughput_sends_n_requests_at_once(fake_server):
-    result = parallel.server_throughput(fake_server, "写一首诗", n=6, max_tokens=16)
-    assert result["output_tokens"] == 6 * 16 and result["requests"] == 6
-    assert len(_Handler.seen) == 7 and all(b["ignore_eos"] and b["model"] == "m" for b in _Handler.seen)
 
 
 def test_sglang_kv_tokens_reads_server_info(fake_server):
