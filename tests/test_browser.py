@@ -1,5 +1,5 @@
 """The workshop path in a real browser: the README's JupyterLab (scripts/lab.sh, what `make lab` runs), notebook
-03 run from the Run menu, and the sampling explorer's temperature slider dragged with the mouse, which must
+04 run from the Run menu, and the sampling explorer's temperature slider dragged with the mouse, which must
 redraw the plot from the engine.
 
 Playwright drives Debian's Chromium, headless. Screenshots go to test-artifacts/. JupyterLab runs on
@@ -25,7 +25,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-NOTEBOOK = ROOT / "notebooks" / "03_sampling.ipynb"
+NOTEBOOK = ROOT / "notebooks" / "04_sampling.ipynb"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # JupyterLab settings for the test only: never autosave (the notebook in git stays as it is), render every
@@ -35,7 +35,7 @@ LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
-RUN_ALL_TIMEOUT = 180   # notebook 03 on a 2-core CPU: about 40 s under nbval, the engine start included
+RUN_ALL_TIMEOUT = 180   # notebook 04 on a 2-core CPU: about 40 s under nbval, the engine start included
 REDRAW_TIMEOUT = 60
 
 
@@ -56,7 +56,7 @@ def skip_reason() -> str | None:
     try:
         import vllm  # noqa: F401
     except ImportError:
-        return "vLLM is not installed in this environment (notebook 03 needs it)"
+        return "vLLM is not installed in this environment (notebook 04 needs it)"
     return None
 
 
@@ -188,16 +188,16 @@ def menu(page, top: str, item: str) -> None:
 
 def shot(target, name: str) -> bytes:
     """Save a screenshot under test-artifacts/ and return its bytes."""
-    return target.screenshot(path=str(ARTIFACTS / f"browser-03-{name}.png"))
+    return target.screenshot(path=str(ARTIFACTS / f"browser-04-{name}.png"))
 
 
 # ------------------------------------------------------------------------------------ the test
-def test_run_notebook_03_and_drag_the_temperature_slider(tmp_path):
-    """Open 03 in JupyterLab, run it from the Run menu, drag "temperature": the explorer's plot is redrawn."""
+def test_run_notebook_04_and_drag_the_temperature_slider(tmp_path):
+    """Open 04 in JupyterLab, run it from the Run menu, drag "temperature": the explorer's plot is redrawn."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    for old in ARTIFACTS.glob("browser-03-*.png"):
+    for old in ARTIFACTS.glob("browser-04-*.png"):
         old.unlink()
     t0 = time.monotonic()
     timings = {}
@@ -209,7 +209,7 @@ def test_run_notebook_03_and_drag_the_temperature_slider(tmp_path):
             page = context.pages[0] if context.pages else context.new_page()
             page.set_default_timeout(60_000)
             try:
-                page.goto(f"{lab.url}/lab/tree/notebooks/03_sampling.ipynb?token={lab.token}")
+                page.goto(f"{lab.url}/lab/tree/notebooks/04_sampling.ipynb?token={lab.token}")
                 page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for()
                 # The status bar names the notebook's kernel (from its metadata) and says when it is ready.
                 page.get_by_text(re.compile(r"^Python \(vLLM course\) \| Idle$")).wait_for(timeout=90_000)
