@@ -172,6 +172,7 @@ def test_backend_costs_measure_the_working_backends_and_name_the_broken_one(llm)
     assert list(costs.index) == ["xgrammar", "guidance", "outlines", "lm-format-enforcer"]
     working = costs[costs["ok"]]
     assert {"xgrammar", "guidance", "outlines"} <= set(working.index)
+    assert (working["repeats"] == 1).all()
     for column in ("setup_ms", "validate_ms", "compile_ms", "mask_us_per_token"):
         assert (working[column] > 0).all() and working[column].map(math.isfinite).all(), column
     assert (working["tokens"] == len(llm.get_tokenizer().encode(GOOD_JSON, add_special_tokens=False))).all()
@@ -179,13 +180,17 @@ def test_backend_costs_measure_the_working_backends_and_name_the_broken_one(llm)
         assert "ImportError" in costs.loc["lm-format-enforcer", "error"], "lm-format-enforcer 0.11.3 imports a removed module"
     bad = st.backend_cost("xgrammar", *st.engine_parts(llm), text=PLAIN, repeats=1, json=st.poem_schema())
     assert not bad["ok"] and "rejected token 1" in bad["error"]
+    quick = st.backend_cost("xgrammar", *st.engine_parts(llm), text=GOOD_JSON, repeats=50, budget_s=0.0,
+                            json=st.poem_schema())
+    assert quick["ok"] and quick["repeats"] == 1, "a spent budget stops after the first repeat"
 
 
 def test_capability_table_marks_what_each_backend_refuses(llm):
-    table = st.capability_table(llm, {"regex": {"regex": st.QIYAN_REGEX}, "EBNF": {"grammar": st.QIYAN_EBNF}},
-                                backends=["xgrammar", "outlines"])
-    assert table.loc["xgrammar", "regex"] == table.loc["xgrammar", "EBNF"] == table.loc["outlines", "regex"] == "✓"
-    assert table.loc["outlines", "EBNF"].startswith("✗")
+    table = st.capability_table(llm, {"regex": {"regex": st.QIYAN_REGEX}, "EBNF": {"grammar": st.QIYAN_EBNF},
+                                      "Lark": {"grammar": st.QIYAN_LARK}},
+                                backends=["xgrammar", "guidance", "outlines"])
+    assert (table.loc[["xgrammar", "guidance"]] == "✓").all().all() and table.loc["outlines", "regex"] == "✓"
+    assert table.loc["outlines", "EBNF"].startswith("✗") and table.loc["outlines", "Lark"].startswith("✗")
 
 
 def test_decode_overhead_compares_equal_amounts_of_work(llm):
