@@ -1,5 +1,5 @@
-"""Command line: ``python -m llmkit tiny-poet [--corpus FILE] [--force]``, ``python -m llmkit model``,
-``python -m llmkit vllm-flags`` (what servers/launch_vllm.sh passes to ``vllm serve``)."""
+"""Command line: ``python -m llmkit tiny-poet [--corpus FILE] [--force] [--check-vllm]``, ``model``,
+``random-model``, ``vllm-flags`` (what servers/launch_vllm.sh passes to ``vllm serve``)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,19 @@ def main(argv: list[str] | None = None) -> int:
     tp = sub.add_parser("tiny-poet", help="build the embedded model if missing; print its directory last")
     tp.add_argument("--corpus", help="poems to train on (fortune format or blank-line separated)")
     tp.add_argument("--force", action="store_true", help="rebuild even if a build exists")
+    tp.add_argument("--check-vllm", action="store_true",
+                    help="then measure tool calls and reasoning in vLLM's server and record them in build_info.json")
     sub.add_parser("model", help="print the model the course will use (default_model())")
     sub.add_parser("vllm-flags", help="print vLLM's engine flags for this machine (llm_kwargs(): the small-machine "
                                       "switch), on one line")
     sub.add_parser("cjk-font", help="fetch a Chinese font for plot labels (apt-get download, no root)")
-    sp = sub.add_parser("random-model", help="a random-weight model with a real model's shapes (timing only)")
-    from llmkit.tiny_poet import SHAPES
+    sp = sub.add_parser("random-model", help="a random-weight model of a real architecture (shapes and engines, not text)")
+    from llmkit.random_models import MATRIX, MODELS
 
-    sp.add_argument("--shape", default="qwen3-0.6b", choices=sorted(SHAPES),
-                    help="layer shapes (default qwen3-0.6b); 'small' is a quick CPU stand-in for an untrained model")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--shape", default="qwen3-0.6b", choices=[*sorted(MODELS), "matrix"],
+                    help="which model (default qwen3-0.6b); 'small' is a quick CPU stand-in for an untrained model; "
+                         f"'matrix' builds the whole architecture matrix: {', '.join(MATRIX)}")
+    sp.add_argument("--out", required=True, help="folder to write (with --shape matrix: one subfolder per model)")
     args = parser.parse_args(argv)
 
     if args.cmd == "tiny-poet":
@@ -38,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         except tiny_poet.CorpusMissing as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        if args.check_vllm:
+            tiny_poet.record_vllm_checks(path, log=log)
         print(path)
         return 0
     if args.cmd == "model":
@@ -62,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         print(path or "none: plot labels will use \\u escapes")
         return 0
     if args.cmd == "random-model":
-        from llmkit import tiny_poet
+        from llmkit import random_models
 
-        print(tiny_poet.build_shaped(args.out, shape=args.shape))
+        if args.shape == "matrix":
+            for path in random_models.build_matrix(args.out).values():
+                print(path)
+        else:
+            print(random_models.build(args.out, args.shape))
         return 0
     return 1
 
