@@ -49,6 +49,20 @@ def vllm_server(tiny_poet_dir):
     handle.stop()
 
 
+@pytest.fixture(scope="module")
+def parser_server(tiny_poet_dir):
+    """vLLM's server on tiny-poet with the reasoning and tool parsers (tiny_poet.VLLM_PARSER_FLAGS), and compact
+    forced JSON (notebook 12's whitespace trap): notebook 13's parser server. One per module that asks for it."""
+    pytest.importorskip("vllm", reason="vLLM is not installed in this environment")
+    from llmkit import tiny_poet
+    from llmkit.lifecycle import start_vllm_server
+
+    handle = start_vllm_server(str(tiny_poet_dir), timeout=300, **tiny_poet.VLLM_PARSER_FLAGS,
+                               structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True})
+    yield handle
+    handle.stop()
+
+
 def _raw_post(url: str, path: str, body: bytes, headers: dict[str, str],
               send_body: bool = True) -> tuple[str | None, bytes, bool]:
     """POST over a bare socket: (the errno name if sending failed, every byte of the answer, whether it ended in
