@@ -516,18 +516,21 @@ def start_note_server(model: str | None = None, *, port: int | None = None, host
 
 def start_vllm_server(model: str | None = None, *, port: int | None = None, host: str = DEFAULT_HOST,
                       api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT, python: str | None = None,
-                      wait: bool = True, **engine_args: Any) -> ServerHandle:
-    """Start vLLM's OpenAI-compatible server (``/v1/completions``, ``/v1/chat/completions``) and wait."""
+                      wait: bool = True, env: Mapping[str, str] | None = None, **engine_args: Any) -> ServerHandle:
+    """Start vLLM's OpenAI-compatible server (``/v1/completions``, ``/v1/chat/completions``) and wait.
+
+    ``env`` adds environment variables for the server, e.g. ``{"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}``.
+    """
     model = model or default_model()
     cmd = vllm_server_command(model, host, "{port}", python, **engine_args)
-    env = {"VLLM_API_KEY": api_key} if api_key else {}  # env, not argv: keys stay out of `ps`
+    env = {**(env or {}), **({"VLLM_API_KEY": api_key} if api_key else {})}  # env, not argv: keys stay out of `ps`
     return launch("vllm", cmd, port=port, host=host, timeout=timeout, env=env, api_key=api_key, model=model,
                   wait=wait)
 
 
 def start_sglang_server(model: str | None = None, *, port: int | None = None, host: str = DEFAULT_HOST,
                         api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT, python: str | None = None,
-                        wait: bool = True, **server_args: Any) -> ServerHandle:
+                        wait: bool = True, env: Mapping[str, str] | None = None, **server_args: Any) -> ServerHandle:
     """Start SGLang's server (native ``/generate`` and OpenAI ``/v1``) and wait; needs an NVIDIA GPU."""
     if gpu_count() == 0:
         from llmkit.system import NO_GPU_FOR_SGLANG
@@ -537,7 +540,8 @@ def start_sglang_server(model: str | None = None, *, port: int | None = None, ho
     if api_key:
         server_args = {**server_args, "api_key": api_key}
     cmd = sglang_server_command(model, host, "{port}", python or sglang_python(), **server_args)
-    return launch("sglang", cmd, port=port, host=host, timeout=timeout, api_key=api_key, model=model, wait=wait)
+    return launch("sglang", cmd, port=port, host=host, timeout=timeout, env=env, api_key=api_key, model=model,
+                  wait=wait)
 
 
 def _watch(pgid: int, grace: float) -> None:
