@@ -248,28 +248,32 @@ def plot_blocks(prompt_len: int, shared_len: int, unit: int, title: str = ""):
 
     _check_unit(unit)
     hit = hittable_tokens(list(range(prompt_len)), [list(range(shared_len))], unit)
-    fig, ax = plt.subplots(figsize=(9, 1.9))
+    colors = {"reused": "#55a868", "last": "#dd8452", "new": "#4c72b0", "partial": "#bbbbbb"}
+    fig, ax = plt.subplots(figsize=(9, 2.8))
     for start in range(0, prompt_len, unit):
         end = min(start + unit, prompt_len)
         if end <= hit:
-            color = "#55a868"                                   # reused
+            kind = "reused"
         elif end - start < unit:
-            color = "#cccccc"                                   # partial last block: never cached
+            kind = "partial"                                    # the partial last block: never cached
         elif end <= shared_len:
-            color = "#dd8452"                                   # shared, but holds the last token
+            kind = "last"                                       # shared, but it holds the last prompt token
         else:
-            color = "#4c72b0"                                   # new tokens
-        ax.barh(0, end - start, left=start, color=color, edgecolor="white")
-    ax.axvline(shared_len, color="black", ls="--", lw=1)
-    ax.text(shared_len, 0.55, f" shared up to token {shared_len}", fontsize=8, va="bottom")
+            kind = "new"
+        ax.barh(0, end - start, left=start, height=0.6, color=colors[kind], edgecolor="white", linewidth=1.5)
+    ax.axvline(shared_len, color="black", ls="--", lw=1.2)
+    side = "right" if shared_len > 0.75 * prompt_len else "left" if shared_len < 0.25 * prompt_len else "center"
+    ax.annotate(f"shared with an earlier request up to token {shared_len}", (shared_len, 0.32), xytext=(0, 6),
+                textcoords="offset points", ha=side, fontsize=8)
     ax.set_xlim(0, prompt_len)
+    ax.set_ylim(-0.45, 0.75)
     ax.set_yticks([])
     ax.set_xlabel(f"prompt tokens, in blocks of {unit}: {hit} can be reused")
-    ax.legend(handles=[Patch(color="#55a868", label="reused (full, shared blocks)"),
-                       Patch(color="#dd8452", label="shared, but holds the last token: recomputed"),
-                       Patch(color="#4c72b0", label="new tokens"),
-                       Patch(color="#cccccc", label="partial last block: never cached")],
-              loc="upper center", bbox_to_anchor=(0.5, -0.55), ncol=2, fontsize=8)
+    ax.legend(handles=[Patch(color=colors["reused"], label="reused: full blocks, all shared"),
+                       Patch(color=colors["last"], label="shared, but holds the last token: recomputed"),
+                       Patch(color=colors["new"], label="computed: not (entirely) shared"),
+                       Patch(color=colors["partial"], label="partial last block: never cached")],
+              loc="upper center", bbox_to_anchor=(0.5, -0.42), ncol=2, fontsize=8, frameon=False)
     ax.set_title(title or f"a {prompt_len}-token prompt sharing {shared_len} tokens", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.03, right=0.97, top=0.85, bottom=0.42)
     return fig
