@@ -445,10 +445,11 @@ def vllm_server_options(**engine_args: Any) -> dict[str, Any]:
 
     On a GPU, a server gets ``gpu_memory_utilization=0.4`` unless told otherwise (vLLM's own default,
     0.92, would leave no room for a second server, and notebook 05 runs two side by side); in small-machine
-    mode ``llm_kwargs()`` has already set a smaller share.
+    mode ``llm_kwargs()`` has already set a smaller share. An explicit ``kv_cache_memory_bytes`` does not
+    replace it: vLLM still refuses to start unless that share of the GPU is free.
     """
     opts = llm_kwargs(**engine_args)
-    if gpu_count() > 0 and not {"gpu_memory_utilization", "kv_cache_memory_bytes"} & opts.keys():
+    if gpu_count() > 0 and "gpu_memory_utilization" not in opts:
         opts["gpu_memory_utilization"] = GPU_SHARE
     return opts
 
