@@ -401,6 +401,24 @@ def unload_adapter(server: Any, name: str, engine: str = "vllm") -> str:
     return post_json(server, _runtime_path(engine, 1), {"lora_name": name}, timeout=120).text
 
 
+def sglang_batch(server: Any, prompts: Sequence[str] | Sequence[Sequence[int]], lora_path: Any = None,
+                 timeout: float = 600, **sampling: Any) -> tuple[list[dict], float]:
+    """One native ``/generate`` call for a batch (texts or token-id lists), each with its adapter: (results, seconds).
+
+    ``lora_path`` names an adapter loaded with ``--lora-paths`` (or ``/load_lora_adapter``): one for all, or a
+    list with one per prompt (``None``: the base model).
+    """
+    from llmkit.clients import post_json
+
+    key = "text" if isinstance(prompts[0], str) else "input_ids"
+    body: dict[str, Any] = {key: [p if isinstance(p, str) else list(p) for p in prompts], "sampling_params": sampling}
+    if lora_path is not None:
+        body["lora_path"] = list(lora_path) if isinstance(lora_path, (list, tuple)) else [lora_path] * len(prompts)
+    t0 = time.perf_counter()
+    reply = post_json(server, "/generate", body, timeout=timeout).json()
+    return (reply if isinstance(reply, list) else [reply]), time.perf_counter() - t0
+
+
 def rank_allowed(rank: int) -> list[int]:
     """The ``max_lora_rank`` values vLLM accepts that can hold an adapter of ``rank`` (read from vLLM's config type)."""
     from typing import get_args
