@@ -20,6 +20,7 @@ concept, one module per concept:
 ``mapping``         vLLM ↔ SGLang names, and converters built from one table
 ``bench``           benchmarks on the engines' own tools, the roofline, results and plots
 ``parallel``        tensor parallelism: per-GPU memory, the divisibility rules, TP runs
+``structured``      structured outputs: the poem schema and its checks, vLLM's grammar backends and their costs
 ``system``          what this machine has (the setup table of notebook 00)
 ``tiny_poet``       the course's embedded model, built locally
 ``exercises``       exercise checkers (``check``)

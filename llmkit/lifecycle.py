@@ -410,10 +410,15 @@ def launch(name: str, command: Sequence[str], *, port: int | None = None, host: 
     raise AssertionError("unreachable")
 
 
+def fill_placeholders(arg: str, port: int, host: str) -> str:
+    """``{port}`` and ``{host}`` in one argument filled in; other braces (a JSON option value) stay as they are."""
+    return arg.replace("{port}", str(port)).replace("{host}", host)
+
+
 def _spawn(name: str, command: Sequence[str], port: int, host: str, env: Mapping[str, str] | None,
            api_key: str | None, model: str | None) -> ServerHandle:
     """Start the server process (own session, output to a log file) and its watchdog; register the handle."""
-    argv = [str(a).format(port=port, host=host) for a in command]
+    argv = [fill_placeholders(str(a), port, host) for a in command]
     log_path = log_dir() / f"{name}-{port}.log"
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     shown = ["***" if i and argv[i - 1] == "--api-key" else a for i, a in enumerate(argv)]

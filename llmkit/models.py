@@ -112,6 +112,17 @@ def llm_kwargs(**overrides) -> dict:
     return kw
 
 
+def shared_gpu(engine: str = "vllm", share: float = 0.25) -> dict:
+    """Memory options for one of several engines on one GPU: ``share`` of it outside small-machine mode, else none.
+
+    ``llm_kwargs()`` and the server options leave vLLM's default (0.92 of the GPU) to an offline engine, which
+    leaves no room for a server beside it; small-machine mode and CPUs already size every engine small.
+    """
+    if gpu_count() == 0 or small_machine():
+        return {}
+    return {"gpu_memory_utilization": share} if engine == "vllm" else {"mem_fraction_static": share}
+
+
 def sglang_kwargs(**overrides) -> dict:
     """Keyword arguments for ``sglang.Engine`` (or ``--flags`` of its server) that fit this machine.
 

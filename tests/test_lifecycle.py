@@ -23,7 +23,7 @@ from pathlib import Path
 
 from llmkit import clients, gpu_count
 from llmkit.lifecycle import (PortInUse, ServerDied, ServerNotReady, ServerStartError, ServerUnavailable, cli_flags,
-                              describe_exit, free_port, group_members, launch, note_server_command, port_in_use,
+                              describe_exit, fill_placeholders, free_port, group_members, launch, note_server_command, port_in_use,
                               run_group, running_servers, sglang_server_options, start_note_server,
                               start_sglang_server, start_vllm_server, vllm_server_command)
 from llmkit.models import llm_kwargs
@@ -58,6 +58,14 @@ def test_cli_flags_spell_options_like_vllm():
         "--max-model-len", "1024", "--enforce-eager", "--no-trust-remote-code"]
     assert cli_flags({"disable_cuda_graph": False}, negate_false=False) == []
     assert cli_flags({"api_key": ["a", "b"]}) == ["--api-key", "a", "b"]
+
+
+def test_placeholders_leave_json_option_values_alone():
+    """{port} and {host} are filled in; a dict option (JSON, braces and all) reaches the server unchanged."""
+    flags = cli_flags({"structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}})
+    assert [fill_placeholders(f, 8000, "127.0.0.1") for f in flags] == flags
+    assert flags[1] == '{"backend": "xgrammar", "disable_any_whitespace": true}'
+    assert fill_placeholders("--port={port} --host={host}", 8000, "::1") == "--port=8000 --host=::1"
 
 
 def test_commands_bind_localhost_and_carry_the_small_machine_switch(monkeypatch):

@@ -83,3 +83,16 @@ def test_sglang_kwargs_small_switch_and_attention_backend(monkeypatch):
     monkeypatch.setenv("LLMKIT_SMALL", "0")
     monkeypatch.delenv("LLMKIT_SGLANG_ATTENTION_BACKEND")
     assert models.sglang_kwargs() == {"random_seed": 0}
+
+
+def test_shared_gpu_gives_a_share_only_on_a_full_size_gpu(monkeypatch):
+    """A share of the GPU for vLLM or SGLang outside small-machine mode; nothing on a CPU or in small mode."""
+    monkeypatch.setattr(models, "gpu_count", lambda: 1)
+    monkeypatch.setenv("LLMKIT_SMALL", "0")
+    assert models.shared_gpu() == {"gpu_memory_utilization": 0.25}
+    assert models.shared_gpu("sglang", 0.2) == {"mem_fraction_static": 0.2}
+    monkeypatch.setenv("LLMKIT_SMALL", "1")
+    assert models.shared_gpu() == {}
+    monkeypatch.delenv("LLMKIT_SMALL")
+    monkeypatch.setattr(models, "gpu_count", lambda: 0)
+    assert models.shared_gpu("sglang") == {}

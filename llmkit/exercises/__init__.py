@@ -11,8 +11,8 @@ The framework is in ``core``; each notebook's checkers, with the cases that test
 """
 
 from llmkit.exercises import (nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11,  # noqa: F401
-                              nb14, nb15)
+                              nb12, nb14, nb15)
 from llmkit.exercises.core import EXERCISES, Case, Hint, Verdict, check, evaluate
 
-MODULES = (nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11, nb14, nb15)
+MODULES = (nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11, nb12, nb14, nb15)
 __all__ = ["EXERCISES", "MODULES", "Case", "Hint", "Verdict", "check", "evaluate"]

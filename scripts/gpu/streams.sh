@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# GPU test machine: two streams of notebooks at once, one per engine site (they pin conflicting packages).
-#   usage: scripts/gpu/streams.sh "VLLM_NOTEBOOK..." "SGLANG_NOTEBOOK..."
-#   e.g.   scripts/gpu/streams.sh "notebooks/00_setup_check.ipynb notebooks/06_engine_parameters.ipynb" \
-#                                 "notebooks/07_sglang_engine.ipynb notebooks/08_sglang_server.ipynb"
-# With LLMKIT_SMALL=1 each engine takes at most 0.3 of the GPU, so one vLLM-site notebook and one SGLang-site
-# notebook fit side by side. Notebooks that start both engines (09, 10, 11) belong to the vLLM stream: never run
-# two of those at the same time. Results: $OUT/gpu-runs-vllm.jsonl and $OUT/gpu-runs-sglang.jsonl (nbval.sh).
+# GPU test machine: several streams of notebooks at once, each in its engine's site (vLLM and SGLang pin
+# conflicting packages, so each stream sources one of them).
+#   usage: scripts/gpu/streams.sh SITE:TAG:NOTEBOOK[,NOTEBOOK...] [SITE:TAG:...] ...
+#   e.g.   scripts/gpu/streams.sh vllm:a:notebooks/00_setup_check.ipynb,notebooks/01_vllm_quickstart.ipynb \
+#                                 sglang:b:notebooks/07_sglang_engine.ipynb,notebooks/08_sglang_server.ipynb
+# SITE is vllm or sglang; TAG names the stream's files (scripts/gpu/nbval.sh). With LLMKIT_SMALL=1 every engine
+# and server takes 0.15 of the GPU (llmkit.models.SMALL_GPU_SHARE), so three streams fit on one GPU. Notebooks
+# that start both engines (09, 10, 11) run in a vLLM-site stream; never run two of them at the same time.
+# Results: $OUT/gpu-runs-TAG.jsonl per stream, printed together at the end; the exit code is 0 only if every
+# notebook of every stream passed.
 set -u
 here=$(cd "$(dirname "$0")/../.." && pwd)
+sites=${LLMKIT_GPU_SITES:-/tmp/gpu}
 export OUT=${OUT:-$here/gpu-out} LLMKIT_SMALL=${LLMKIT_SMALL:-1} VLLM_USE_FLASHINFER_SAMPLER=0
 export LLMKIT_SGLANG_ATTENTION_BACKEND=${LLMKIT_SGLANG_ATTENTION_BACKEND:-triton}
 export LLMKIT_SGLANG_PYTHON=$here/scripts/gpu/sglang-python
 cd "$here"
-( source "${LLMKIT_GPU_SITES:-/tmp/gpu}/vllm.env" && [ -n "$1" ] && bash scripts/gpu/nbval.sh vllm $1 ) &
-vllm_pid=$!
-( source "${LLMKIT_GPU_SITES:-/tmp/gpu}/sglang.env" && [ -n "$2" ] && bash scripts/gpu/nbval.sh sglang $2 ) &
-sglang_pid=$!
-wait $vllm_pid; rc1=$?
-wait $sglang_pid; rc2=$?
+pids=()
+for spec in "$@"; do
+  IFS=: read -r site tag list <<< "$spec"
+  case "$site" in vllm|sglang) ;; *) echo "streams.sh: SITE must be vllm or sglang, not '$site'" >&2; exit 2;; esac
+  ( source "$sites/$site.env" && bash scripts/gpu/nbval.sh "$tag" ${list//,/ } ) &
+  pids+=($!)
+done
+rc=0
+for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
 cat "$OUT"/gpu-runs-*.jsonl 2>/dev/null
-exit $(( rc1 || rc2 ))
+grep -h '"rc": [1-9]' "$OUT"/gpu-runs-*.jsonl >/dev/null 2>&1 && rc=1
+exit $rc
