@@ -82,8 +82,8 @@ def _ex_15_3(answer: Any, samples: Any = None) -> str:
     value = number(answer)
     if abs(value - right) <= 0.5:
         return (f"{100 * base:.0f}% → {100 * adapter:.0f}%: {right:+.0f} percentage points from {len(drawn['qiyan'])} "
-                "samples each, same prompt, same seeds. A rank-8 adapter of 0.16 M parameters moved the whole "
-                "model's habit.")
+                "samples each, same prompt, same seeds. A low-rank adapter, a few percent of the model's "
+                "parameters, moved the whole model's habit.")
     if abs(value - right / 100) <= 0.005:
         raise Hint("that is a fraction: give percentage points (× 100).")
     if base and abs(value - 100 * adapter / base) <= 1:
