@@ -21,6 +21,8 @@ concept, one module per concept:
 ``bench``           benchmarks on the engines' own tools, the roofline, results and plots
 ``parallel``        tensor parallelism: per-GPU memory, the divisibility rules, TP runs
 ``structured``      structured outputs: the poem schema and its checks, vLLM's grammar backends and their costs
+``prefix``          prefix caching: the tokens a prompt can reuse, the engines' cached-token reports, the TTFT sweep
+``lora``            LoRA adapters: the course's two, trained and cached; serving, slot memory, runtime loading
 ``system``          what this machine has (the setup table of notebook 00)
 ``tiny_poet``       the course's embedded model, built locally
 ``exercises``       exercise checkers (``check``)
