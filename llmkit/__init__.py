@@ -23,6 +23,8 @@ concept, one module per concept:
 ``structured``      structured outputs: the poem schema and its checks, vLLM's grammar backends and their costs
 ``tool_calls``      reasoning and tool calls: the engines' own parsers offline, the fields each engine answers,
                     checking and running calls, the whole loop, streamed calls joined
+``prefix``          prefix caching: the tokens a prompt can reuse, the engines' cached-token reports, the TTFT sweep
+``lora``            LoRA adapters: the course's two, trained and cached; serving, slot memory, runtime loading
 ``system``          what this machine has (the setup table of notebook 00)
 ``tiny_poet``       the course's embedded model, built locally (thinks, and calls a tool)
 ``random_models``   random-weight stand-ins of real architectures (the CI matrix, Qwen3-0.6B's shapes)

@@ -1,5 +1,6 @@
 """Command line: ``python -m llmkit tiny-poet [--corpus FILE] [--force] [--check-vllm]``, ``model``,
-``random-model``, ``vllm-flags`` (what servers/launch_vllm.sh passes to ``vllm serve``)."""
+``random-model``, ``vllm-flags`` (what servers/launch_vllm.sh passes to ``vllm serve``), ``adapters`` (the course's
+LoRA adapters for the course model, notebook 15)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("model", help="print the model the course will use (default_model())")
     sub.add_parser("vllm-flags", help="print vLLM's engine flags for this machine (llm_kwargs(): the small-machine "
                                       "switch), on one line")
+    ad = sub.add_parser("adapters", help="build the course's LoRA adapters for the course model if missing; print "
+                                         "one 'name=folder' per line")
+    ad.add_argument("--force", action="store_true", help="retrain even if a build exists")
     sub.add_parser("cjk-font", help="fetch a Chinese font for plot labels (apt-get download, no root)")
     sp = sub.add_parser("random-model", help="a random-weight model of a real architecture (shapes and engines, not text)")
     from llmkit.random_models import MATRIX, MODELS
@@ -59,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
         from llmkit.models import llm_kwargs
 
         print(" ".join(cli_flags(llm_kwargs())))
+        return 0
+    if args.cmd == "adapters":
+        from llmkit import lora, tiny_poet
+
+        log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+        try:
+            built = {name: (lora.build_adapter(name, log=log) if args.force else lora.ensure_adapter(name, log=log))
+                     for name in lora.ADAPTERS}
+        except tiny_poet.CorpusMissing as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print("\n".join(lora.module_flags(built)))
         return 0
     if args.cmd == "cjk-font":
         from llmkit.logprobs import fetch_cjk_font

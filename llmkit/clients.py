@@ -51,7 +51,8 @@ def auth_headers(server: Any, api_key: str | None = None) -> dict[str, str]:
 
 
 def error_message(body: Any, fallback: str) -> str:
-    """The message inside an error body: ``{"error": {"message"}}``, ``{"detail": ...}``, or ``{"message"}``."""
+    """The message inside an error body: ``{"error": {"message"}}``, ``{"detail": ...}``, ``{"message"}`` or
+    ``{"error_message"}``."""
     if isinstance(body, dict):
         err = body.get("error")
         if isinstance(err, dict) and err.get("message"):
@@ -62,6 +63,8 @@ def error_message(body: Any, fallback: str) -> str:
             return body["detail"] if isinstance(body["detail"], str) else json.dumps(body["detail"], ensure_ascii=False)
         if body.get("message"):
             return str(body["message"])
+        if body.get("error_message"):                           # SGLang's /load_lora_adapter and friends
+            return str(body["error_message"])
     return fallback
 
 

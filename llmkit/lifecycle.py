@@ -450,10 +450,11 @@ def vllm_server_options(**engine_args: Any) -> dict[str, Any]:
 
     On a GPU, a server gets ``gpu_memory_utilization=0.4`` unless told otherwise (vLLM's own default,
     0.92, would leave no room for a second server, and notebook 05 runs two side by side); in small-machine
-    mode ``llm_kwargs()`` has already set a smaller share.
+    mode ``llm_kwargs()`` has already set a smaller share. An explicit ``kv_cache_memory_bytes`` does not
+    replace it: vLLM still refuses to start unless that share of the GPU is free.
     """
     opts = llm_kwargs(**engine_args)
-    if gpu_count() > 0 and not {"gpu_memory_utilization", "kv_cache_memory_bytes"} & opts.keys():
+    if gpu_count() > 0 and "gpu_memory_utilization" not in opts:
         opts["gpu_memory_utilization"] = GPU_SHARE
     return opts
 
@@ -521,18 +522,21 @@ def start_note_server(model: str | None = None, *, port: int | None = None, host
 
 def start_vllm_server(model: str | None = None, *, port: int | None = None, host: str = DEFAULT_HOST,
                       api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT, python: str | None = None,
-                      wait: bool = True, **engine_args: Any) -> ServerHandle:
-    """Start vLLM's OpenAI-compatible server (``/v1/completions``, ``/v1/chat/completions``) and wait."""
+                      wait: bool = True, env: Mapping[str, str] | None = None, **engine_args: Any) -> ServerHandle:
+    """Start vLLM's OpenAI-compatible server (``/v1/completions``, ``/v1/chat/completions``) and wait.
+
+    ``env`` adds environment variables for the server, e.g. ``{"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}``.
+    """
     model = model or default_model()
     cmd = vllm_server_command(model, host, "{port}", python, **engine_args)
-    env = {"VLLM_API_KEY": api_key} if api_key else {}  # env, not argv: keys stay out of `ps`
+    env = {**(env or {}), **({"VLLM_API_KEY": api_key} if api_key else {})}  # env, not argv: keys stay out of `ps`
     return launch("vllm", cmd, port=port, host=host, timeout=timeout, env=env, api_key=api_key, model=model,
                   wait=wait)
 
 
 def start_sglang_server(model: str | None = None, *, port: int | None = None, host: str = DEFAULT_HOST,
                         api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT, python: str | None = None,
-                        wait: bool = True, **server_args: Any) -> ServerHandle:
+                        wait: bool = True, env: Mapping[str, str] | None = None, **server_args: Any) -> ServerHandle:
     """Start SGLang's server (native ``/generate`` and OpenAI ``/v1``) and wait; needs an NVIDIA GPU."""
     if gpu_count() == 0:
         from llmkit.system import NO_GPU_FOR_SGLANG
@@ -542,7 +546,8 @@ def start_sglang_server(model: str | None = None, *, port: int | None = None, ho
     if api_key:
         server_args = {**server_args, "api_key": api_key}
     cmd = sglang_server_command(model, host, "{port}", python or sglang_python(), **server_args)
-    return launch("sglang", cmd, port=port, host=host, timeout=timeout, api_key=api_key, model=model, wait=wait)
+    return launch("sglang", cmd, port=port, host=host, timeout=timeout, env=env, api_key=api_key, model=model,
+                  wait=wait)
 
 
 def _watch(pgid: int, grace: float) -> None:

@@ -135,6 +135,8 @@ fi
 # --- the embedded model ----------------------------------------------------------------------------
 MODEL_DIR=$(.venv/bin/python -m llmkit tiny-poet | tail -n 1)
 say "tiny-poet: $MODEL_DIR"
+# The course's LoRA adapters for the course model (notebook 15): under a minute each, once; rebuilt when the model changes.
+.venv/bin/python -m llmkit adapters >/dev/null || say "could not build the LoRA adapters (notebook 15 builds them on first use)"
 # Chinese glyphs for plot labels (optional: without a font, labels fall back to \u escapes).
 .venv/bin/python -m llmkit cjk-font >/dev/null 2>&1 || say "no Chinese font for plots (labels will use \\u escapes)"
 say "ready ($DEVICE) in $(( $(date +%s) - T0 )) s"

@@ -2,7 +2,7 @@
 
 One module per job:
 
-- ``workload``: what every request looks like (``Workload``, ``model_prompts``);
+- ``workload``: what every request looks like (``Workload``, ``SharedPrefixWorkload``, ``model_prompts``);
 - ``offline``: offline throughput of vLLM, SGLang and plain transformers (``run_offline`` in a fresh process);
 - ``tools``: the engines' own load generators, ``vllm bench serve`` and ``sglang.bench_serving``, read into
   one row shape (``run_vllm_bench_serve``, ``run_sglang_bench_serving``, ``sweep``);
@@ -23,10 +23,10 @@ from llmkit.bench.stream import StreamTiming, time_request
 from llmkit.bench.suite import merge, suite
 from llmkit.bench.tools import (SGLANG_TOOL, VLLM_TOOL, run_sglang_bench_serving, run_vllm_bench_serve,
                                 sglang_bench_serving_args, sweep, tool_row, vllm_bench_serve_args)
-from llmkit.bench.workload import Workload, model_prompts, prompt_token_ids, vocabulary
+from llmkit.bench.workload import SharedPrefixWorkload, Workload, model_prompts, prompt_token_ids, vocabulary
 
-__all__ = ["GPU_SPECS", "QWEN3_0_6B", "SGLANG_TOOL", "VLLM_TOOL", "StreamTiming", "Workload", "committed_results",
-           "decode_speed", "environment", "gpu_spec", "knee", "kv_bytes_per_token", "label", "load",
+__all__ = ["GPU_SPECS", "QWEN3_0_6B", "SGLANG_TOOL", "VLLM_TOOL", "SharedPrefixWorkload", "StreamTiming", "Workload",
+           "committed_results", "decode_speed", "environment", "gpu_spec", "knee", "kv_bytes_per_token", "label", "load",
            "load_transformers", "measure_bandwidth", "merge", "model_prompts", "offline_sglang",
            "offline_transformers", "offline_vllm", "parameter_count", "plot_roofline", "plot_sweep",
            "prompt_token_ids", "roofline", "run_offline", "run_sglang_bench_serving", "run_vllm_bench_serve", "save",

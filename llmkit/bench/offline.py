@@ -32,14 +32,19 @@ def throughput(engine: str, requests: int, input_tokens: int, output_tokens: int
             "total_tokens_per_s": (input_tokens + output_tokens) / seconds, **extra}
 
 
-def offline_vllm(llm: Any, prompts: Sequence[Sequence[int] | str], output_len: int, progress: bool = False) -> dict:
-    """Time ``llm.generate`` on prompts (token-id lists or text), each forced to ``output_len`` new tokens."""
+def offline_vllm(llm: Any, prompts: Sequence[Sequence[int] | str], output_len: int, progress: bool = False,
+                 lora_request: Any = None) -> dict:
+    """Time ``llm.generate`` on prompts (token-id lists or text), each forced to ``output_len`` new tokens.
+
+    ``lora_request`` is passed to ``generate``: one ``LoRARequest`` for all, or a list with one per prompt
+    (``None`` for the base model), on an engine started with ``enable_lora=True``.
+    """
     from vllm import SamplingParams
 
     params = SamplingParams(max_tokens=output_len, ignore_eos=True, temperature=1.0, seed=0)
     batch = [p if isinstance(p, str) else {"prompt_token_ids": list(p)} for p in prompts]
     t0 = time.perf_counter()
-    outs = llm.generate(batch, params, use_tqdm=progress)
+    outs = llm.generate(batch, params, use_tqdm=progress, lora_request=lora_request)
     seconds = time.perf_counter() - t0
     return throughput("vllm", len(outs), sum(len(o.prompt_token_ids) for o in outs),
                       sum(len(c.token_ids) for o in outs for c in o.outputs), seconds)

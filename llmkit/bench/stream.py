@@ -29,6 +29,7 @@ class StreamTiming:
     prompt_tokens: int
     text: str
     finish_reason: str | None
+    cached_tokens: int | None = None  # prompt tokens served from the prefix cache, where the server reports them
 
     @property
     def ttft(self) -> float:
@@ -82,5 +83,8 @@ def time_request(server: Any, prompt: str | Sequence[int], max_tokens: int = 64,
         usage = chunk.get("usage") or usage
     if not times:
         raise RuntimeError("the stream ended without a single text chunk")
+    details = usage.get("prompt_tokens_details") or {}   # vLLM: --enable-prompt-tokens-details; SGLang: --enable-cache-report
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return StreamTiming(tuple(times), int(usage.get("completion_tokens") or len(times)),
-                        int(usage.get("prompt_tokens") or 0), text, finish)
+                        int(usage.get("prompt_tokens") or 0), text, finish,
+                        None if cached is None else int(cached))

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from llmkit.bench.workload import Workload
+from llmkit.bench.workload import SharedPrefixWorkload, Workload
 
 VLLM_TOOL = "vllm bench serve"
 SGLANG_TOOL = "sglang.bench_serving"
@@ -49,15 +49,40 @@ def _rate(request_rate: float) -> str:
     return "inf" if math.isinf(request_rate) else repr(float(request_rate))
 
 
+def vllm_dataset_args(workload: Workload) -> list[str]:
+    """``vllm bench serve``'s dataset flags: random prompts, or its ``prefix_repetition`` set for shared prefixes."""
+    if isinstance(workload, SharedPrefixWorkload):
+        return ["--dataset-name", "prefix_repetition", "--prefix-repetition-prefix-len", str(workload.prefix_len),
+                "--prefix-repetition-suffix-len", str(workload.suffix_len),
+                "--prefix-repetition-num-prefixes", str(workload.num_prefixes),
+                "--prefix-repetition-output-len", str(workload.output_len)]
+    return ["--dataset-name", "random", "--random-input-len", str(workload.input_len),
+            "--random-output-len", str(workload.output_len), "--random-range-ratio", "0"]
+
+
+def sglang_dataset_args(workload: Workload) -> list[str]:
+    """``sglang.bench_serving``'s dataset flags: random token ids, or ``generated-shared-prefix`` for shared prefixes.
+
+    SGLang's shared-prefix set writes its prompts to ~/.cache/sglang/benchmark, keyed by the sizes, the seed and
+    the tokenizer's class (not the model): delete that folder after changing models with the same tokenizer class.
+    """
+    if isinstance(workload, SharedPrefixWorkload):
+        return ["--dataset-name", "generated-shared-prefix", "--gsp-num-groups", str(workload.num_prefixes),
+                "--gsp-prompts-per-group", str(workload.num_prompts // workload.num_prefixes),
+                "--gsp-system-prompt-len", str(workload.prefix_len), "--gsp-question-len", str(workload.suffix_len),
+                "--gsp-output-len", str(workload.output_len)]
+    return ["--dataset-name", "random-ids", "--random-input-len", str(workload.input_len),
+            "--random-output-len", str(workload.output_len), "--random-range-ratio", "1.0"]
+
+
 def vllm_bench_serve_args(base_url: str, tokenizer: str, workload: Workload, concurrency: int, result_dir: str,
                           result_file: str, *, served_model: str | None = None,
                           request_rate: float = math.inf) -> list[str]:
     """The arguments of ``vllm bench serve`` (after ``vllm``) for ``workload`` at ``concurrency``."""
     _check_load(concurrency, request_rate)
     return ["bench", "serve", "--backend", "openai", "--base-url", base_url, "--endpoint", "/v1/completions",
-            "--model", served_model or tokenizer, "--tokenizer", tokenizer, "--dataset-name", "random",
-            "--random-input-len", str(workload.input_len), "--random-output-len", str(workload.output_len),
-            "--random-range-ratio", "0", "--num-prompts", str(workload.num_prompts),
+            "--model", served_model or tokenizer, "--tokenizer", tokenizer, *vllm_dataset_args(workload),
+            "--num-prompts", str(workload.num_prompts),
             "--max-concurrency", str(concurrency), "--request-rate", _rate(request_rate), "--ignore-eos",
             "--seed", str(workload.seed), "--temperature", "1.0", "--num-warmups", "1",
             "--percentile-metrics", ",".join(METRICS), "--metric-percentiles", "50,90,99",
@@ -75,9 +100,8 @@ def sglang_bench_serving_args(base_url: str, tokenizer: str, workload: Workload,
     """
     _check_load(concurrency, request_rate)
     return ["-m", "sglang.bench_serving", "--backend", backend, "--base-url", base_url,
-            "--model", served_model or tokenizer, "--tokenizer", tokenizer, "--dataset-name", "random-ids",
-            "--random-input-len", str(workload.input_len), "--random-output-len", str(workload.output_len),
-            "--random-range-ratio", "1.0", "--num-prompts", str(workload.num_prompts),
+            "--model", served_model or tokenizer, "--tokenizer", tokenizer, *sglang_dataset_args(workload),
+            "--num-prompts", str(workload.num_prompts),
             "--max-concurrency", str(concurrency), "--request-rate", _rate(request_rate),
             "--seed", str(workload.seed), "--temperature", "1.0", "--warmup-requests", "1",
             "--output-file", output_file, "--disable-tqdm"]

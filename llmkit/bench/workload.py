@@ -25,6 +25,36 @@ class Workload:
             raise ValueError(f"Workload.seed must be a non-negative integer, got {self.seed!r}")
 
 
+@dataclass(frozen=True)
+class SharedPrefixWorkload(Workload):
+    """A Workload whose prompts start with one of ``num_prefixes`` prefixes of ``prefix_len`` tokens, shared equally.
+
+    ``input_len`` is the whole prompt (prefix and the unique rest). One prefix: every prompt shares it;
+    ``num_prefixes == num_prompts``: no prompt shares anything, the same lengths without the sharing.
+    The engines' tools generate these prompts themselves: vLLM's ``prefix_repetition`` dataset and SGLang's
+    ``generated-shared-prefix``.
+    """
+
+    prefix_len: int = 64
+    num_prefixes: int = 1
+
+    def __post_init__(self) -> None:
+        """Also refuse a prefix that is not shorter than the prompt, and prefixes that do not divide the prompts."""
+        super().__post_init__()
+        if isinstance(self.prefix_len, bool) or not isinstance(self.prefix_len, int) or not 0 < self.prefix_len < self.input_len:
+            raise ValueError(f"prefix_len must be an integer between 1 and input_len - 1 ({self.input_len - 1}), "
+                             f"got {self.prefix_len!r}")
+        if isinstance(self.num_prefixes, bool) or not isinstance(self.num_prefixes, int) or self.num_prefixes < 1 \
+                or self.num_prompts % self.num_prefixes:
+            raise ValueError(f"num_prefixes must be a positive integer that divides num_prompts ({self.num_prompts}), "
+                             f"got {self.num_prefixes!r}")
+
+    @property
+    def suffix_len(self) -> int:
+        """Tokens of each prompt after its prefix."""
+        return self.input_len - self.prefix_len
+
+
 def vocabulary(model: str) -> tuple[int, set[int]]:
     """(vocabulary size, special token ids) of a model's tokenizer."""
     from transformers import AutoTokenizer
