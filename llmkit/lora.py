@@ -36,6 +36,7 @@ from llmkit import tiny_poet
 from llmkit.config import ModelShape
 
 VERSION = "v1"
+RECIPE_VERSION = 1  # bump when a code change alters what training produces (the recipe hashes data, not code)
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # The variable that mounts vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter (vllm/envs.py).
 RUNTIME_ENV = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
@@ -133,13 +134,12 @@ def base_fingerprint(base: str | os.PathLike) -> str:
 
 
 def _recipe() -> str:
-    """A hash of the code and constants that determine an adapter's weights (as tiny-poet's RECIPE)."""
-    import inspect
-
-    parts = [inspect.getsource(f) for f in (line_share, form_poems, split_poems, requests_to_answer, encode_example,
-                                            build_adapter)]
-    parts.append(repr((VERSION, TARGET_MODULES, sorted((k, asdict(v)) for k, v in ADAPTERS.items()))))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+    """A hash of the data that determine an adapter's weights: the recipe version, the target modules and every
+    adapter's spec (as tiny-poet's RECIPE: rewording code or docstrings never retrains; bump RECIPE_VERSION when a
+    code change alters what training produces)."""
+    blob = json.dumps([RECIPE_VERSION, VERSION, list(TARGET_MODULES), sorted((k, asdict(v)) for k, v in ADAPTERS.items())],
+                      sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def adapter_key(base: str | os.PathLike) -> str:
@@ -170,6 +170,21 @@ def is_built(path: Path) -> bool:
 # --------------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------------
+def _lm_batch(examples: Sequence[tuple[list[int], int]], pad_id: int):
+    """Right-padded (input ids, labels, attention mask) of (ids, prompt length) examples; only answers are labels."""
+    import torch
+
+    width = max(len(ids) for ids, _ in examples)
+    x = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    y = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, (ids, plen) in enumerate(examples):
+        x[i, : len(ids)] = torch.tensor(ids)
+        y[i, plen : len(ids)] = torch.tensor(ids[plen:])
+        mask[i, : len(ids)] = 1
+    return x, y, mask
+
+
 def build_adapter(name: str, base: str | os.PathLike | None = None, out: Path | None = None, steps: int | None = None,
                   seed: int = 0, corpus: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Path:
     """Train the course adapter ``name`` on ``base`` with peft and save it as a PEFT folder; returns its path."""
@@ -205,7 +220,7 @@ def build_adapter(name: str, base: str | os.PathLike | None = None, out: Path | 
         peft_model.train()
         for step in range(steps):
             batch = [encode_example(tok, rng.choice(questions), rng.choice(train).text()) for _ in range(spec.batch_size)]
-            x, y, mask = (t.to(device) for t in tiny_poet._batch(batch, pad_id=pad))
+            x, y, mask = (t.to(device) for t in _lm_batch(batch, pad_id=pad))
             loss = peft_model(input_ids=x, attention_mask=mask, labels=y).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -19,8 +19,9 @@ from llmkit import tiny_poet
 HUB_MODEL = "Qwen/Qwen3-0.6B"
 CPU_KV_CACHE_BYTES = 256 * 2**20  # 256 MiB: 131,072 tokens of tiny-poet, plenty for CI
 # On a GPU in small-machine mode each engine or server takes this share of the GPU, so several fit side by
-# side (the course's GPU test runs three notebook streams at once on one GPU).
-SMALL_GPU_SHARE = 0.15
+# side (the course's GPU test runs three notebook streams at once on one GPU). $LLMKIT_GPU_SHARE overrides it,
+# for a run whose notebooks start several engines each at the same time (notebook 13 starts four).
+SMALL_GPU_SHARE = float(os.environ.get("LLMKIT_GPU_SHARE") or 0.15)
 
 
 class ModelNotFound(FileNotFoundError):

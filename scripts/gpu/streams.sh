@@ -20,7 +20,9 @@ pids=()
 for spec in "$@"; do
   IFS=: read -r site tag list <<< "$spec"
   case "$site" in vllm|sglang) ;; *) echo "streams.sh: SITE must be vllm or sglang, not '$site'" >&2; exit 2;; esac
-  ( source "$sites/$site.env" && bash scripts/gpu/nbval.sh "$tag" ${list//,/ } ) &
+  # $LLMKIT_GPU_EXTRA_SITE: packages carried beside the staged sites (nest_asyncio, peft), added after the site's env
+  ( source "$sites/$site.env" && export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}${LLMKIT_GPU_EXTRA_SITE:-/tmp/site} \
+      && bash scripts/gpu/nbval.sh "$tag" ${list//,/ } ) &
   pids+=($!)
 done
 rc=0
