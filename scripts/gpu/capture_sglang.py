@@ -48,7 +48,9 @@ def main(out: Path) -> None:
             "generate_length": {"text": CHAT, "sampling_params": {"temperature": 0.7, "max_new_tokens": 4}},
         }
         record = {"sglang_version": sglang.__version__, "model": Path(model).name, "ready_seconds": round(ready, 1),
-                  "sampling_params_fields": sorted(f.name for f in __import__("dataclasses").fields(SamplingParams))}
+                  # a msgspec Struct in 0.5.17 (sglang/srt/sampling/sampling_params.py), a dataclass before
+                  "sampling_params_fields": sorted(getattr(SamplingParams, "__struct_fields__", None)
+                                                   or (f.name for f in __import__("dataclasses").fields(SamplingParams)))}
         for name, body in cases.items():
             r = requests.post(url + "/generate", json=body, timeout=120)
             record[name] = {"request": body, "status": r.status_code, "response": r.json()}
