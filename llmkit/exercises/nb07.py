@@ -99,9 +99,9 @@ def cases() -> list:
             return ([result] if first else result), {}
         return make
 
-    def meta_07_2(answer, meta_of=lambda m: m):
+    def meta_07_2(answer, meta_of=lambda m: m, given=lambda m: m):
         def make(f):
-            meta = f["capture"]["generate_logprobs"]["response"]["meta_info"]
+            meta = given(f["capture"]["generate_logprobs"]["response"]["meta_info"])
             total = sum(t[0] for t in meta["output_token_logprobs"])
             return answer(meta, total), {"meta": meta_of(meta)}
         return make
@@ -113,6 +113,13 @@ def cases() -> list:
                answer_07_1(value={"type": "length", "length": 128}),
                lambda f: (f["capture"]["generate_length"]["response"], {})]
     out = [rec("07.1", m) for m in right_1] + [rec("07.1", m, passes=False) for m in wrong_1]
+    def not_always_best(m: dict) -> dict:
+        """The meta with a better candidate, another token, put first at the first step."""
+        tops = [list(map(list, top)) for top in m["output_top_logprobs"]]
+        chosen = m["output_token_logprobs"][0]
+        tops[0] = [[min(0.0, chosen[0] + 0.5), chosen[1] + 1, "另"], *tops[0]][:len(tops[0])]
+        return {**m, "output_top_logprobs": tops}
+
     offline = lambda m: {**m, "output_token_logprobs": [[a, b, None] for a, b, _ in m["output_token_logprobs"]]}  # noqa: E731
     right_2 = [meta_07_2(lambda m, t: (t, "cumulative_logprob")),
                meta_07_2(lambda m, t: [round(t, 3), "outputs[0].cumulative_logprob"]),
@@ -120,7 +127,10 @@ def cases() -> list:
     wrong_2 = [meta_07_2(lambda m, t: t), meta_07_2(lambda m, t: "cumulative_logprob"),
                meta_07_2(lambda m, t: (math.exp(t), "cumulative_logprob")), meta_07_2(lambda m, t: (-t, "x")),
                meta_07_2(lambda m, t: (sum(math.exp(x[0]) for x in m["output_token_logprobs"]), "cumulative_logprob")),
-               meta_07_2(lambda m, t: (sum(top[0][0] for top in m["output_top_logprobs"]), "cumulative_logprob")),
+               # a reply where the sampled token was not the best candidate at one step (in a short recorded
+               # reply it may be the best at every step, and then the sum of the best ones is the right answer)
+               meta_07_2(lambda m, t: (sum(top[0][0] for top in m["output_top_logprobs"]), "cumulative_logprob"),
+                         given=not_always_best),
                meta_07_2(lambda m, t: (sum(x[1] for x in m["output_token_logprobs"]), "cumulative_logprob")),
                meta_07_2(lambda m, t: (t, "logprobs")), meta_07_2(lambda m, t: (t, "output_token_logprobs")),
                meta_07_2(lambda m, t: (t, "cumulative_logprobs")), meta_07_2(lambda m, t: (t, "n_generated_tokens")),
