@@ -64,6 +64,13 @@ def null_blocks(vllm_version: str | None = None) -> int:
     return 1 if (major, minor) >= (0, 32) else 0
 
 
+def sliding_window_blocks(sliding_window: int | None) -> int:
+    """The extra block one request needs when the model attends through a sliding window (Mistral 7B v0.1,
+    Gemma 2 and 3): the window may start inside a block, so vLLM counts one block more per request
+    (vllm/v1/kv_cache_interface.py, ``SlidingWindowSpec.max_admission_blocks_per_request``, both pinned versions)."""
+    return 1 if sliding_window else 0
+
+
 def max_model_len_estimate(budget_bytes: int, shape: ModelShape, block_size: int = 16, tp: int = 1,
                            reserved: int = 0) -> int:
     """The longest request a KV budget admits, in whole blocks: (blocks − reserved) × block_size."""
@@ -87,7 +94,7 @@ def engine_capacity(llm) -> dict:
     dtype = str(cfg.model_config.dtype).replace("torch.", "") if cache_dtype == "auto" else cache_dtype
     return {"num_blocks": blocks, "block_size": block, "tokens": blocks * block, "kv_dtype": dtype,
             "tensor_parallel_size": cfg.parallel_config.tensor_parallel_size,
-            "max_model_len": cfg.model_config.max_model_len}
+            "max_model_len": cfg.model_config.max_model_len, "sliding_window": cfg.model_config.get_sliding_window()}
 
 
 def human(n_bytes: float) -> str:

@@ -5,8 +5,8 @@ top tokens tie exactly).
 
 A learner's model differs from tiny-poet in all of these ways, and a random-weight model also has a nearly flat
 next-token distribution and may never write a line break: every self-check and hidden solution must hold anyway.
-Each notebook runs on two or three of the models (one engine start per notebook, so the whole matrix stays inside
-CI's time), with ``LLMKIT_MODEL`` pointing at the model, exactly as a learner would run it. Set
+Each notebook runs on one of the models, the one whose quirk it meets (so the whole matrix stays inside CI's
+time), with ``LLMKIT_MODEL`` pointing at the model, exactly as a learner would run it. Set
 ``LLMKIT_ARCH_MATRIX=0`` to leave the matrix out of a quick local run; CI runs it.
 """
 
@@ -20,15 +20,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# model → the notebooks it runs. Each notebook runs on at least two models, chosen where they bite:
-# MQA and head_dim 256 (gemma), a derived head_dim (mistral), the thinking template (qwen3), exact ties (tied-top).
+# model → the notebook it runs: each of 00-04 and 06 once, on the architecture where it bites, so the matrix stays
+# inside CI's time (one engine start per model; tests/test_arch_matrix.py checks every model's KV pool as well):
+# a sliding window and a derived head_dim (mistral: 06's KV maths and refusal), the thinking template (qwen3: 01),
+# exact ties (tied-top: 04's top-k and top-p), a byte-level tokenizer (qwen2: 02), MQA with head_dim 256 (gemma: 03).
 PLAN = {
-    "llama-gqa": ["01_vllm_quickstart", "06_engine_parameters"],
-    "mistral-gqa": ["00_setup_check", "06_engine_parameters"],
-    "qwen2-tied": ["02_output_tree", "03_logprobs"],
-    "qwen3-hd128": ["01_vllm_quickstart", "04_sampling"],
-    "gemma-mqa": ["00_setup_check", "03_logprobs", "06_engine_parameters"],
-    "llama-tied-top": ["02_output_tree", "04_sampling"],
+    "llama-gqa": ["00_setup_check"],
+    "mistral-gqa": ["06_engine_parameters"],
+    "qwen2-tied": ["02_output_tree"],
+    "qwen3-hd128": ["01_vllm_quickstart"],
+    "gemma-mqa": ["03_logprobs"],
+    "llama-tied-top": ["04_sampling"],
 }
 
 pytestmark = [
@@ -47,14 +49,14 @@ def matrix(tmp_path_factory, tiny_poet_dir):
     return build_matrix(tmp_path_factory.mktemp("arch"), base=tiny_poet_dir, names=list(PLAN))
 
 
-def test_the_plan_covers_every_notebook_twice():
-    """00-04 and 06 each run on at least two architectures, and every model of the matrix is used."""
+def test_the_plan_covers_every_notebook():
+    """00-04 and 06 each run on another architecture, and every model of the matrix is used."""
     from llmkit.random_models import MATRIX
 
     runs = [nb for notebooks in PLAN.values() for nb in notebooks]
     for nb in ("00_setup_check", "01_vllm_quickstart", "02_output_tree", "03_logprobs", "04_sampling",
                "06_engine_parameters"):
-        assert runs.count(nb) >= 2, nb
+        assert runs.count(nb) >= 1, nb
         assert (ROOT / "notebooks" / f"{nb}.ipynb").is_file(), nb
     assert set(PLAN) == set(MATRIX)
 

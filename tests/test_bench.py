@@ -157,7 +157,8 @@ def test_workload_validates_and_prompts_are_exact_seeded_and_ordinary():
 
 def test_model_prompts_use_the_tokenizer(tiny_poet_dir):
     size, special = bench.vocabulary(str(tiny_poet_dir))
-    assert size == 3142 and special
+    built = json.loads((tiny_poet_dir / "build_info.json").read_text(encoding="utf-8"))
+    assert size == built["vocab_size"] and special
     prompts = bench.model_prompts(str(tiny_poet_dir), bench.Workload(3, 10, 4))
     assert all(0 <= t < size and t not in special for p in prompts for t in p)
 

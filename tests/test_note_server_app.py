@@ -141,7 +141,7 @@ def test_prompt_text_plain_and_chat(tokenizer):
     assert prompt_text(tokenizer, "写一首七言绝句", chat=False) == ("写一首七言绝句", True)
     text, special = prompt_text(tokenizer, "写一首七言绝句", chat=True)
     expected = tokenizer.apply_chat_template([{"role": "user", "content": "写一首七言绝句"}], tokenize=False,
-                                             add_generation_prompt=True)
+                                             add_generation_prompt=True, enable_thinking=False)   # thinking off
     assert text == expected and "写一首七言绝句" in text and text != "写一首七言绝句" and special is False
 
 

@@ -159,7 +159,7 @@ def test_allowed_tokens_show_the_whitespace_the_default_grammar_allows(llm):
 
 def test_mask_profile_walks_a_valid_answer(llm):
     steps = st.mask_profile(llm, GOOD_JSON, json=st.poem_schema())
-    assert [s["token"] for s in steps][:2] == ["{", '"'] and "".join(s["token"] for s in steps) == GOOD_JSON
+    assert steps[0]["token"].startswith("{") and "".join(s["token"] for s in steps) == GOOD_JSON
     han = [s for s in steps if st.han_count(s["token"])]
     assert han and all(s["allowed"] > 1000 and not s["forced"] for s in han), "a line admits thousands of characters"
     assert any(s["forced"] for s in steps), "the key's letters are forced"

