@@ -241,10 +241,7 @@ def build_adapter(name: str, base: str | os.PathLike | None = None, out: Path | 
             "device": device, "train_poems": len(train), "held_out_poems": len(held), "trainable_parameters": trainable,
             "loss_first": round(sum(losses[:window]) / window, 3), "loss_last": round(sum(losses[-window:]) / window, 3),
             "train_seconds": round(train_seconds, 1)}
-    (tmp / "build_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    tiny_poet.publish_build(tmp, out, info)
     log(f"{name}: {trainable:,} trainable parameters, loss {info['loss_first']} → {info['loss_last']}, "
         f"trained in {train_seconds:.0f} s → {out}")
     return out

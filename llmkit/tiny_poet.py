@@ -689,13 +689,19 @@ def build(corpus: str | os.PathLike | None = None, out: Path | None = None, spec
         "train_seconds": round(t_train, 1), "build_seconds": round(time.time() - t0, 1),
         "torch_threads": spec.threads, "samples": samples[:3],
     }
+    publish_build(tmp, out, info)
+    log(f"tiny-poet: held-out perplexity {ppl:.1f} per character (uniform: {len(vocab)}), "
+        f"poem-shaped clauses {shape:.0%}, built in {time.time() - t0:.0f} s")
+    return out
+
+
+def publish_build(tmp: Path, out: Path, info: dict[str, Any]) -> None:
+    """Write ``info`` as build_info.json into the finished ``tmp`` folder, then put it in ``out``'s place (a build
+    is never seen half written: is_built looks for build_info.json last)."""
     (tmp / "build_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    log(f"tiny-poet: held-out perplexity {ppl:.1f} per character (uniform: {len(vocab)}), "
-        f"poem-shaped clauses {shape:.0%}, built in {time.time() - t0:.0f} s")
-    return out
 
 
 def _sample(model, tok, chat_tok, prompt: str, n: int, seed: int, temperature: float = 0.7,
@@ -750,17 +756,9 @@ VLLM_PARSER_FLAGS = {"enable_auto_tool_choice": True, "tool_call_parser": "herme
 
 def tool_call_ok(call: dict, tool: dict = COUNT_CHARS_TOOL) -> bool:
     """Whether one parsed tool call (OpenAI form) names ``tool`` and its arguments satisfy the tool's JSON schema."""
-    import jsonschema
+    from llmkit.tool_calls import call_problem
 
-    fn = call.get("function") or {}
-    if fn.get("name") != tool["function"]["name"]:
-        return False
-    try:
-        args = json.loads(fn.get("arguments") or "")
-        jsonschema.validate(args, tool["function"]["parameters"])
-    except (ValueError, jsonschema.ValidationError):
-        return False
-    return True
+    return call_problem(call, [tool]) is None
 
 
 def _choices(server, messages: list[dict], n: int, seed: int, **body: Any) -> list[dict]:
