@@ -335,16 +335,41 @@ def layer_lora_elements(shape: ModelShape) -> int:
     return shape.layers * per_layer
 
 
-def slot_bytes(shape: ModelShape, max_loras: int, max_lora_rank: int, dtype_bytes: int | None = None) -> dict[str, int]:
+def slot_bytes(shape: ModelShape, max_loras: int, max_lora_rank: int, dtype_bytes: int | None = None,
+               head_is_embedding: bool = False) -> dict[str, int]:
     """Bytes vLLM reserves for LoRA at start-up, whatever adapters are loaded later.
 
     Every linear layer gets ``max_loras`` slots of an A (rank × in) and a B (out × rank) matrix, in the model's
     dtype (vllm/lora/layers/base_linear.py, ``create_lora_weights``): ``layers``. Models whose vLLM class
     lists embedding modules (Llama, Qwen, Mistral, ...) also get slots on the token embedding and the LM head,
-    ``rank × (vocab + hidden)`` each: ``embeddings``.
+    ``rank × (vocab + hidden)`` each: ``embeddings``. ``head_is_embedding``: the model class ties its head by
+    making ``lm_head`` the embedding module itself (vLLM 0.26's Qwen2/Qwen3 with tied embeddings), which the
+    LoRA manager wraps a second time under the name ``lm_head`` (vllm/lora/model_manager.py lets ``lm_head``
+    past its already-wrapped check): one more ``rank × (vocab + hidden)`` per slot. See ``engine_head_is_embedding``.
     """
     per = max_loras * max_lora_rank * (dtype_bytes or shape.dtype_bytes)
-    return {"layers": per * layer_lora_elements(shape), "embeddings": per * 2 * (shape.vocab_size + shape.hidden_size)}
+    vocab_modules = 3 if head_is_embedding else 2
+    return {"layers": per * layer_lora_elements(shape),
+            "embeddings": per * vocab_modules * (shape.vocab_size + shape.hidden_size)}
+
+
+def _head_is_embedding(model: Any) -> bool:
+    """(Runs inside the engine process.) Whether the LM head was wrapped as an embedding (it is the embedding module)."""
+    head = getattr(model, "lm_head", None)
+    return type(head).__name__.startswith("VocabParallelEmbeddingWithLoRA")
+
+
+def engine_head_is_embedding(llm: Any) -> bool:
+    """Whether a running ``vllm.LLM`` (``enable_lora=True``) holds its tied LM head as the embedding module itself.
+
+    True on vLLM 0.26 for Qwen2/Qwen3 with tied embeddings (``self.lm_head = self.model.embed_tokens``); vLLM 0.32
+    ties through ``ParallelLMHead.tie_weights``, and Llama does in both. Needs ``INTROSPECTION_ENV``, like
+    ``engine_lora_bytes``.
+    """
+    if os.environ.get("VLLM_ALLOW_INSECURE_SERIALIZATION") != "1":
+        raise RuntimeError("engine_head_is_embedding sends a function to the engine process: set "
+                           "os.environ.update(llmkit.lora.INTROSPECTION_ENV) before starting the engine")
+    return bool(llm.apply_model(_head_is_embedding)[0])
 
 
 def _lora_buffers(model: Any) -> dict[str, int]:
