@@ -54,7 +54,17 @@ def config_refusal(model: str | None = None, **options) -> str | None:
     return None
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT_CAUSE = re.compile(r"^(?:\(\w+ pid=\d+\) )?(?:ERROR [^]]*\] )?(\w*(?:Error|Exception): .+)$")
+
+
+def root_cause(log: str) -> str | None:
+    """The last error line of an engine's start-up log that is not one of the wrappers around the real error."""
+    log = ANSI.sub("", log)       # vLLM colours its log when it thinks a terminal reads it (a Jupyter kernel's child)
+    causes = [m.group(1) for line in log.splitlines() if (m := ROOT_CAUSE.match(line.strip()))]
+    # the wrappers around the real error: the engine core's and (multiprocess executor) the worker's
+    generic = ("Engine core initialization failed", "WorkerProc initialization failed")
+    return ([c for c in causes if not any(g in c for g in generic)] or causes or [None])[-1]
 
 
 def engine_refusal(model: str | None = None, timeout: float = 600, **overrides) -> str | None:
@@ -69,9 +79,8 @@ def engine_refusal(model: str | None = None, timeout: float = 600, **overrides) 
     done = run_group([sys.executable, "-m", "llmkit.engine", "try", model or default_model(), options], timeout)
     if done.returncode == 0 and "LLMKIT-ENGINE-STARTED" in done.stdout:
         return None
-    causes = [m.group(1) for line in done.stdout.splitlines() if (m := ROOT_CAUSE.match(line.strip()))]
-    causes = [c for c in causes if "Engine core initialization failed" not in c] or causes
-    return causes[-1] if causes else f"exit {done.returncode}: " + "\n".join(done.stdout.splitlines()[-5:])
+    cause = root_cause(done.stdout)
+    return cause or f"exit {done.returncode}: " + "\n".join(done.stdout.splitlines()[-5:])
 
 
 def _try_start(model: str, options: str) -> int:

@@ -65,6 +65,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_isa() -> str:
+    """The widest vector extension of this CPU that vLLM's CPU kernels look for: "AMX", "AVX-512", "AVX2" or "other".
+
+    vLLM's CPU build picks kernels by it (an fp8 KV cache needs AVX-512 or AMX, fp8 weights AMX:
+    vllm/v1/attention/backends/cpu_attn.py, vllm/model_executor/kernels/linear/scaled_mm/cpu.py).
+    """
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo", encoding="utf-8")
+                      if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    for name, flag in (("AMX", "amx_tile"), ("AVX-512", "avx512f"), ("AVX2", "avx2")):
+        if flag in flags:
+            return name
+    return "other"
+
+
 def ram_gib() -> float:
     """Total RAM in GiB."""
     return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
