@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import time
+from typing import Any
 
 from llmkit.models import default_model, llm_kwargs
 
@@ -81,6 +82,21 @@ def engine_refusal(model: str | None = None, timeout: float = 600, **overrides) 
         return None
     cause = root_cause(done.stdout)
     return cause or f"exit {done.returncode}: " + "\n".join(done.stdout.splitlines()[-5:])
+
+
+def engine_case(model: str, **options: Any) -> tuple[Any, str | None, float]:
+    """Start ``vllm.LLM`` with these options: (the engine, None, seconds), or (None, the build's error, seconds).
+
+    ``LLM(...)`` only raises "Engine core initialization failed"; on a failure the same options are started once
+    more in a child process (``llmkit.engine.engine_refusal``) to read the root cause the engine printed.
+    """
+    t0 = time.perf_counter()
+    try:
+        llm = load_llm(model, **options)
+    except Exception as err:  # noqa: BLE001 - any refusal is the lesson's data
+        cause = engine_refusal(model, **options) or f"{type(err).__name__}: {err}"
+        return None, cause, time.perf_counter() - t0
+    return llm, None, time.perf_counter() - t0
 
 
 def _try_start(model: str, options: str) -> int:

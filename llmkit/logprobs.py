@@ -54,6 +54,14 @@ def chosen_logprobs(completion: Any) -> list[float]:
     return [position[tid].logprob for tid, position in zip(completion.token_ids, completion.logprobs)]
 
 
+def chosen_prompt_logprobs(request_output: Any) -> list[float]:
+    """The logprob of each prompt token after the first, as the engine scored it (``SamplingParams(prompt_logprobs=0)``)."""
+    if request_output.prompt_logprobs is None:
+        raise ValueError("this output has no prompt logprobs: pass SamplingParams(prompt_logprobs=k)")
+    ids, positions = request_output.prompt_token_ids, request_output.prompt_logprobs
+    return [position[tid].logprob for tid, position in zip(ids[1:], positions[1:])]
+
+
 def chosen_ranks(completion: Any) -> list[int | None]:
     """The rank (1 = the model's favourite) of each generated token of a ``CompletionOutput``."""
     if completion.logprobs is None:

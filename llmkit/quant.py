@@ -3,9 +3,9 @@
 ``decode_bytes`` and ``decode_speedup`` put a quantized model on notebook 10's roofline (bytes one decode step
 reads, weights and KV cache separately); ``pool_tokens`` is the KV pool a budget holds with a given
 ``kv_cache_dtype`` (an fp8 cache keeps one byte per element, so twice the tokens of a 16-bit one);
-``logprob_drift`` compares what two engines think of the same text, token by token; ``prompt_logprobs`` reads
-those numbers from a ``RequestOutput``; ``engine_case`` starts an engine with one set of quantization options,
-or returns the error the build gave; ``ensure_w8a8`` writes (once, cached) an int8 W8A8 checkpoint of a model in
+``logprob_drift`` compares what two engines think of the same text, token by token (read with
+``llmkit.logprobs.chosen_prompt_logprobs``; ``llmkit.engine.engine_case`` starts each engine or returns the error
+the build gave); ``ensure_w8a8`` writes (once, cached) an int8 W8A8 checkpoint of a model in
 the compressed-tensors format that llm-compressor writes and vLLM reads (``quantization_config`` in config.json).
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Sequence
 from llmkit.bench.roofline import weight_bytes_read
 from llmkit.config import dtype_bytes, model_shape
 from llmkit.kvcache import bytes_per_token
+from llmkit.logprobs import perplexity
 
 Config = str | Path | dict
 
@@ -76,42 +76,15 @@ def weight_format_bytes(fmt: str) -> float:
     return 0.5 if fmt == "int4" else float(dtype_bytes(fmt))
 
 
-def prompt_logprobs(request_output: Any) -> list[float]:
-    """The logprob the engine gave each prompt token after the first (``SamplingParams(prompt_logprobs=0)``)."""
-    entries = request_output.prompt_logprobs
-    if entries is None:
-        raise ValueError("this output has no prompt logprobs: ask for them with SamplingParams(prompt_logprobs=0)")
-    ids = request_output.prompt_token_ids
-    return [entry[tid].logprob for tid, entry in zip(ids[1:], entries[1:])]
-
-
 def logprob_drift(reference: Sequence[float], other: Sequence[float]) -> dict[str, float]:
     """How far ``other``'s logprobs of the same tokens are from ``reference``'s: mean and largest absolute
     difference (nats), both perplexities, and their ratio."""
     if len(reference) != len(other) or not reference:
         raise ValueError(f"need two equally long, non-empty lists of logprobs, got {len(reference)} and {len(other)}")
     diffs = [abs(a - b) for a, b in zip(reference, other)]
-    ppl_ref = math.exp(-sum(reference) / len(reference))
-    ppl_other = math.exp(-sum(other) / len(other))
+    ppl_ref, ppl_other = perplexity(reference), perplexity(other)
     return {"tokens": len(diffs), "mean_abs_diff": sum(diffs) / len(diffs), "max_abs_diff": max(diffs),
             "perplexity_reference": ppl_ref, "perplexity": ppl_other, "perplexity_ratio": ppl_other / ppl_ref}
-
-
-def engine_case(model: str, **options: Any) -> tuple[Any, str | None, float]:
-    """Start ``vllm.LLM`` with these options: (the engine, None, seconds), or (None, the build's error, seconds).
-
-    ``LLM(...)`` only raises "Engine core initialization failed"; on a failure the same options are started once
-    more in a child process (``llmkit.engine.engine_refusal``) to read the root cause the engine printed.
-    """
-    from llmkit.engine import engine_refusal, load_llm
-
-    t0 = time.perf_counter()
-    try:
-        llm = load_llm(model, **options)
-    except Exception as err:  # noqa: BLE001 - any refusal is the lesson's data
-        cause = engine_refusal(model, **options) or f"{type(err).__name__}: {err}"
-        return None, cause, time.perf_counter() - t0
-    return llm, None, time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------------------

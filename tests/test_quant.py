@@ -10,7 +10,8 @@ import math
 import pytest
 
 from llmkit import quant
-from llmkit.engine import root_cause
+from llmkit.engine import engine_case, root_cause
+from llmkit.logprobs import chosen_prompt_logprobs
 from llmkit.kvcache import REFERENCE_CONFIGS
 
 QWEN = REFERENCE_CONFIGS["Qwen3-0.6B"]
@@ -103,10 +104,10 @@ def test_w8a8_checkpoint_is_cached_and_runs_close_to_bf16(cpu_only, tiny_poet_di
     text = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
     scores = {}
     for name, model in (("bf16", str(tiny_poet_dir)), ("w8a8", str(path))):
-        llm, error, _ = quant.engine_case(model, max_model_len=512, kv_cache_memory_bytes=2**24)
+        llm, error, _ = engine_case(model, max_model_len=512, kv_cache_memory_bytes=2**24)
         assert error is None, f"{name}: {error}"
         assert llm.llm_engine.vllm_config.model_config.quantization == (None if name == "bf16" else "compressed-tensors")
-        scores[name] = quant.prompt_logprobs(llm.generate([text], SamplingParams(max_tokens=1, prompt_logprobs=0),
+        scores[name] = chosen_prompt_logprobs(llm.generate([text], SamplingParams(max_tokens=1, prompt_logprobs=0),
                                                           use_tqdm=False)[0])
         close_llm(llm)
     drift = quant.logprob_drift(scores["bf16"], scores["w8a8"])
