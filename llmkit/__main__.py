@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     ad = sub.add_parser("adapters", help="build the course's LoRA adapters for the course model if missing; print "
                                          "one 'name=folder' per line")
     ad.add_argument("--force", action="store_true", help="retrain even if a build exists")
+    dr = sub.add_parser("draft", help="build tiny-poet's draft model (notebook 17: speculative decoding) if missing; "
+                                      "print its directory last")
+    dr.add_argument("--force", action="store_true", help="retrain even if a build exists")
     sub.add_parser("cjk-font", help="fetch a Chinese font for plot labels (apt-get download, no root)")
     sp = sub.add_parser("random-model", help="a random-weight model of a real architecture (shapes and engines, not text)")
     from llmkit.random_models import MATRIX, MODELS
@@ -75,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print("\n".join(lora.module_flags(built)))
+        return 0
+    if args.cmd == "draft":
+        from llmkit import spec, tiny_poet
+
+        log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+        try:
+            path = (tiny_poet.build(out=spec.draft_dir(), spec=spec.DRAFT_SPEC, log=log, name=spec.DRAFT_NAME)
+                    if args.force else spec.ensure_draft(log=log))
+        except tiny_poet.CorpusMissing as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(path)
         return 0
     if args.cmd == "cjk-font":
         from llmkit.logprobs import fetch_cjk_font

@@ -274,8 +274,8 @@ def local_corpus_sha() -> str | None:
     return None
 
 
-def is_built(path: Path | None = None) -> bool:
-    """True when ``path`` (default: the cache) holds a complete build of this recipe from the local corpus."""
+def is_built(path: Path | None = None, spec: TrainSpec = SPEC) -> bool:
+    """True when ``path`` (default: the cache) holds a complete build of ``spec``'s recipe from the local corpus."""
     path = path or model_dir()
     need = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
             "generation_config.json", "build_info.json")
@@ -285,7 +285,7 @@ def is_built(path: Path | None = None) -> bool:
         info = json.loads((path / "build_info.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if info.get("recipe") != RECIPE:
+    if info.get("recipe") != recipe_hash(spec):
         return False
     local = local_corpus_sha()
     return local is None or info.get("corpus_sha256_16") == local
@@ -637,8 +637,9 @@ def split_corpus(poems: Sequence[Poem], seed: int) -> tuple[list[Poem], list[Poe
 
 
 def build(corpus: str | os.PathLike | None = None, out: Path | None = None, spec: TrainSpec = SPEC,
-          log: Callable[[str], None] = print, report_samples: int = 8) -> Path:
-    """Train tiny-poet from the poems and save it as a Hugging Face folder; returns its path."""
+          log: Callable[[str], None] = print, report_samples: int = 8, name: str = "tiny-poet") -> Path:
+    """Train tiny-poet (or, with another ``spec``, a sibling such as notebook 17's draft model) from the poems and
+    save it as a Hugging Face folder; returns its path."""
     import torch
     from transformers import GenerationConfig, Qwen3ForCausalLM
 
@@ -652,7 +653,7 @@ def build(corpus: str | os.PathLike | None = None, out: Path | None = None, spec
     chat_tok = chat_tokenizer(tok)
     epochs = [encode_examples(tok, epoch_examples(train_poems, chat_tok, rng, spec), spec.max_len)
               for _ in range(spec.epochs)]
-    log(f"tiny-poet: {len(poems)} poems ({len(train_poems)} train, {len(eval_poems)} held out), vocab {len(vocab)}, "
+    log(f"{name}: {len(poems)} poems ({len(train_poems)} train, {len(eval_poems)} held out), vocab {len(vocab)}, "
         f"{len(epochs[0])} sequences ({sum(len(ids) for ids, _ in epochs[0])} tokens) per epoch, {spec.epochs} epochs")
 
     torch.manual_seed(spec.seed)
@@ -680,7 +681,7 @@ def build(corpus: str | os.PathLike | None = None, out: Path | None = None, spec
     gen.save_pretrained(tmp)
     _save_tokenizer(tok, tmp)
     info = {
-        "name": "tiny-poet", "version": VERSION, "recipe": recipe_hash(spec), "recipe_data": recipe_data(spec),
+        "name": name, "version": VERSION, "recipe": recipe_hash(spec), "recipe_data": recipe_data(spec),
         "corpus_sha256_16": corpus_sha(poems), "steps": steps,
         "poems": len(poems), "held_out_poems": len(eval_poems), "vocab_size": len(vocab),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -690,7 +691,7 @@ def build(corpus: str | os.PathLike | None = None, out: Path | None = None, spec
         "torch_threads": spec.threads, "samples": samples[:3],
     }
     publish_build(tmp, out, info)
-    log(f"tiny-poet: held-out perplexity {ppl:.1f} per character (uniform: {len(vocab)}), "
+    log(f"{name}: held-out perplexity {ppl:.1f} per character (uniform: {len(vocab)}), "
         f"poem-shaped clauses {shape:.0%}, built in {time.time() - t0:.0f} s")
     return out
 

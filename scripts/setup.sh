@@ -137,6 +137,8 @@ MODEL_DIR=$(.venv/bin/python -m llmkit tiny-poet | tail -n 1)
 say "tiny-poet: $MODEL_DIR"
 # The course's LoRA adapters for the course model (notebook 15): under a minute each, once; rebuilt when the model changes.
 .venv/bin/python -m llmkit adapters >/dev/null || say "could not build the LoRA adapters (notebook 15 builds them on first use)"
+# tiny-poet's draft model (notebook 17, speculative decoding): a one-layer sibling, about half a minute, once.
+.venv/bin/python -m llmkit draft >/dev/null || say "could not build the draft model (notebook 17 builds it on first use)"
 # Chinese glyphs for plot labels (optional: without a font, labels fall back to \u escapes).
 .venv/bin/python -m llmkit cjk-font >/dev/null 2>&1 || say "no Chinese font for plots (labels will use \\u escapes)"
 say "ready ($DEVICE) in $(( $(date +%s) - T0 )) s"
