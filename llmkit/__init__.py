@@ -25,6 +25,9 @@ concept, one module per concept:
                     checking and running calls, the whole loop, streamed calls joined
 ``prefix``          prefix caching: the tokens a prompt can reuse, the engines' cached-token reports, the TTFT sweep
 ``lora``            LoRA adapters: the course's two, trained and cached; serving, slot memory, runtime loading
+``quant``           quantization: bytes a step reads per format, the fp8 KV pool, logprob drift, a W8A8 checkpoint
+``spec``            speculative decoding: tokens per step, vLLM's acceptance counters, the course's draft model
+``routers``         replicas behind the field's routers (vllm-router, smg), started and stopped like every server
 ``system``          what this machine has (the setup table of notebook 00)
 ``tiny_poet``       the course's embedded model, built locally (thinks, and calls a tool)
 ``random_models``   random-weight stand-ins of real architectures (the CI matrix, Qwen3-0.6B's shapes)
