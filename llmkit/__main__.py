@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
         log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
         try:
-            path = (tiny_poet.build(out=spec.draft_dir(), spec=spec.DRAFT_SPEC, log=log, name=spec.DRAFT_NAME)
-                    if args.force else spec.ensure_draft(log=log))
+            path = spec.ensure_draft(log=log, force=args.force)
         except tiny_poet.CorpusMissing as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

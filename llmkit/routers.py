@@ -34,9 +34,8 @@ def router_binary(kind: str) -> str:
     name = ROUTERS[kind][0]
     local = Path(sys.executable).with_name(name)
     found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        package = {"vllm-router": "vllm-router", "smg": "smg"}[kind]
-        raise ServerUnavailable(f"the {kind} router is not installed here: `pip install {package}` (make setup installs "
+    if not found:  # the PyPI package has the router's name
+        raise ServerUnavailable(f"the {kind} router is not installed here: `pip install {kind}` (make setup installs "
                                 f"it in the course's vLLM environment)")
     return found
 

@@ -39,10 +39,11 @@ def draft_dir() -> Path:
     return tiny_poet.cache_root() / f"{DRAFT_NAME}-{tiny_poet.VERSION}"
 
 
-def ensure_draft(log: Callable[[str], None] = print) -> Path:
-    """The draft model's folder, trained first (about half a minute on two cores) if missing or of another recipe."""
+def ensure_draft(log: Callable[[str], None] = print, force: bool = False) -> Path:
+    """The draft model's folder, trained first (about half a minute on two cores) if missing, of another recipe, or
+    ``force``."""
     path = draft_dir()
-    if tiny_poet.is_built(path, spec=DRAFT_SPEC):
+    if not force and tiny_poet.is_built(path, spec=DRAFT_SPEC):
         return path
     return tiny_poet.build(out=path, spec=DRAFT_SPEC, log=log, name=DRAFT_NAME)
 
